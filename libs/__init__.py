@@ -1,0 +1,1 @@
+"""Shared code of the MedServe mesh: config, logging, errors, RPC bootstrap, telemetry, stores."""

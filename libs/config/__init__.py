@@ -1,0 +1,40 @@
+"""Settings: one pydantic-settings class per service; shared groups in `base`."""
+from libs.config.base import (
+    AppSettings,
+    MedicalSettings,
+    ModelSettings,
+    ServingSettings,
+    TelemetrySettings,
+)
+from libs.config.services import (
+    SERVICE_SETTINGS,
+    ComplianceSettings,
+    ConversationSettings,
+    EmbeddingSettings,
+    EnvoySettings,
+    GatewaySettings,
+    GenerationSettings,
+    MonitoredService,
+    MonitorSettings,
+    ServiceSettings,
+    WorkerSettings,
+)
+
+__all__ = [
+    "SERVICE_SETTINGS",
+    "AppSettings",
+    "ComplianceSettings",
+    "ConversationSettings",
+    "EmbeddingSettings",
+    "EnvoySettings",
+    "GatewaySettings",
+    "GenerationSettings",
+    "MedicalSettings",
+    "ModelSettings",
+    "MonitorSettings",
+    "MonitoredService",
+    "ServiceSettings",
+    "ServingSettings",
+    "TelemetrySettings",
+    "WorkerSettings",
+]

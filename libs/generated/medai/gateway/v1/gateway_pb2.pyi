@@ -1,0 +1,10 @@
+from google.api import annotations_pb2 as _annotations_pb2
+from google.api import httpbody_pb2 as _httpbody_pb2
+from google.protobuf import empty_pb2 as _empty_pb2
+from medai.common.v1 import inference_pb2 as _inference_pb2
+from medai.common.v1 import models_pb2 as _models_pb2
+from medai.monitor.v1 import monitor_pb2 as _monitor_pb2
+from google.protobuf import descriptor as _descriptor
+from typing import ClassVar as _ClassVar
+
+DESCRIPTOR: _descriptor.FileDescriptor

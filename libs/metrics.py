@@ -1,0 +1,37 @@
+"""Prometheus metrics common to every service, and the per-service HTTP endpoint.
+
+Series carry no `service` label here: the monitor adds it when it aggregates the mesh's
+metrics, and in a cluster the scrape target identifies the service. No label ever holds
+request content.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from prometheus_client import REGISTRY, Counter, Gauge, Histogram, start_http_server
+
+RPC_REQUESTS = Counter(
+    "medai_rpc_requests_total", "gRPC calls handled, by method and status code", ["method", "code"]
+)
+RPC_DURATION = Histogram(
+    "medai_rpc_duration_seconds",
+    "Time to handle a gRPC call (streams: until the last message)",
+    ["method"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120),
+)
+RPC_IN_FLIGHT = Gauge("medai_rpc_in_flight", "gRPC calls being handled now")
+SERVICE_SERVING = Gauge("medai_service_serving", "1 while this service reports SERVING, else 0")
+
+
+def serve_metrics(host: str, port: int) -> Callable[[], None]:
+    """Start the Prometheus endpoint on host:port (a daemon thread); returns a stop function."""
+    if port == 0:
+        return lambda: None
+    server, thread = start_http_server(port, addr=host, registry=REGISTRY)
+
+    def stop() -> None:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+    return stop

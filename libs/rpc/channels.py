@@ -1,0 +1,65 @@
+"""Client channels: tracing, request-id propagation, retry policy for idempotent calls."""
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+
+import grpc
+from opentelemetry.instrumentation.grpc import aio_client_interceptors
+
+from libs.rpc.context import outgoing_metadata
+
+MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+
+
+def retry_service_config(service_names: Sequence[str]) -> str:
+    """gRPC service config retrying idempotent services once more on UNAVAILABLE, with backoff."""
+    return json.dumps(
+        {
+            "methodConfig": [
+                {
+                    "name": [{"service": name} for name in service_names],
+                    "retryPolicy": {
+                        "maxAttempts": 2,
+                        "initialBackoff": "0.1s",
+                        "maxBackoff": "1s",
+                        "backoffMultiplier": 2,
+                        "retryableStatusCodes": ["UNAVAILABLE"],
+                    },
+                }
+            ]
+        }
+    )
+
+
+class _RequestIdInterceptor(grpc.aio.UnaryUnaryClientInterceptor, grpc.aio.UnaryStreamClientInterceptor):
+    """Adds x-request-id of the call being served to every outgoing call."""
+
+    def _with_request_id(self, details: grpc.aio.ClientCallDetails) -> grpc.aio.ClientCallDetails:
+        extra = outgoing_metadata()
+        if not extra:
+            return details
+        metadata = grpc.aio.Metadata(*(details.metadata or ()), *extra)
+        return grpc.aio.ClientCallDetails(
+            details.method, details.timeout, metadata, details.credentials, details.wait_for_ready
+        )
+
+    async def intercept_unary_unary(self, continuation, client_call_details, request):
+        return await continuation(self._with_request_id(client_call_details), request)
+
+    async def intercept_unary_stream(self, continuation, client_call_details, request):
+        return await continuation(self._with_request_id(client_call_details), request)
+
+
+def open_channel(address: str, *, idempotent_services: Sequence[str] = ()) -> grpc.aio.Channel:
+    """An insecure channel inside the mesh (mTLS belongs to the service mesh / network policy)."""
+    options: list[tuple[str, int | str]] = [
+        ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+        ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+        ("grpc.keepalive_time_ms", 30_000),
+        ("grpc.enable_retries", 1),
+    ]
+    if idempotent_services:
+        options.append(("grpc.service_config", retry_service_config(idempotent_services)))
+    interceptors = [*aio_client_interceptors(), _RequestIdInterceptor()]
+    return grpc.aio.insecure_channel(address, options=options, interceptors=interceptors)

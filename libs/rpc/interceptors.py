@@ -1,0 +1,127 @@
+"""Server interceptors: status mapping (the one place errors become codes) and call context."""
+from __future__ import annotations
+
+import inspect
+import logging
+import time
+import traceback
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import grpc
+
+from libs.errors import MedaiError
+from libs.metrics import RPC_DURATION, RPC_IN_FLIGHT, RPC_REQUESTS
+from libs.rpc.context import new_request_id, request_id_from_metadata, request_id_var
+from libs.rpc.status import status_for
+
+log = logging.getLogger(__name__)
+
+UnaryBehavior = Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]]
+StreamBehavior = Callable[[Any, grpc.aio.ServicerContext], AsyncIterator[Any]]
+
+
+def _rewrap(
+    handler: grpc.RpcMethodHandler,
+    wrap_unary: Callable[[UnaryBehavior], UnaryBehavior],
+    wrap_stream: Callable[[StreamBehavior], StreamBehavior],
+) -> grpc.RpcMethodHandler:
+    """A copy of handler whose unary-request behaviours are wrapped (client streams are not used)."""
+    if handler.unary_unary:
+        return grpc.unary_unary_rpc_method_handler(
+            wrap_unary(handler.unary_unary), handler.request_deserializer, handler.response_serializer
+        )
+    if handler.unary_stream and inspect.isasyncgenfunction(handler.unary_stream):
+        return grpc.unary_stream_rpc_method_handler(
+            wrap_stream(handler.unary_stream), handler.request_deserializer, handler.response_serializer
+        )
+    return handler
+
+
+async def _abort_with(context: grpc.aio.ServicerContext, error: Exception, method: str) -> None:
+    code, message = status_for(error)
+    if code == grpc.StatusCode.INTERNAL:
+        # The exception's message may hold request data; log its type and frames only.
+        frames = "".join(traceback.format_tb(error.__traceback__))
+        log.error("unhandled error in %s: %s", method, type(error).__name__, extra={"stack": frames})
+    await context.abort(code, message)
+
+
+class ErrorInterceptor(grpc.aio.ServerInterceptor):
+    """Maps domain errors (and anything unexpected) raised by a handler to a gRPC status."""
+
+    async def intercept_service(self, continuation, handler_call_details):
+        handler = await continuation(handler_call_details)
+        if handler is None:
+            return None
+        method = handler_call_details.method
+
+        def wrap_unary(behavior: UnaryBehavior) -> UnaryBehavior:
+            async def guarded(request, context):
+                try:
+                    return await behavior(request, context)
+                except (MedaiError, Exception) as error:
+                    if isinstance(error, grpc.aio.AbortError):
+                        raise
+                    await _abort_with(context, error, method)
+
+            return guarded
+
+        def wrap_stream(behavior: StreamBehavior) -> StreamBehavior:
+            async def guarded(request, context):
+                try:
+                    async for item in behavior(request, context):
+                        yield item
+                except (MedaiError, Exception) as error:
+                    if isinstance(error, grpc.aio.AbortError):
+                        raise
+                    await _abort_with(context, error, method)
+
+            return guarded
+
+        return _rewrap(handler, wrap_unary, wrap_stream)
+
+
+class CallContextInterceptor(grpc.aio.ServerInterceptor):
+    """Sets the request id for logs and downstream calls, and records call metrics."""
+
+    async def intercept_service(self, continuation, handler_call_details):
+        handler = await continuation(handler_call_details)
+        if handler is None:
+            return None
+        method = handler_call_details.method
+        request_id = request_id_from_metadata(handler_call_details.invocation_metadata)
+
+        def enter() -> tuple[Any, float]:
+            RPC_IN_FLIGHT.inc()
+            return request_id_var.set(request_id or new_request_id()), time.perf_counter()
+
+        def leave(token: Any, started: float, context: grpc.aio.ServicerContext) -> None:
+            RPC_IN_FLIGHT.dec()
+            code = context.code() or grpc.StatusCode.OK
+            RPC_REQUESTS.labels(method, getattr(code, "name", str(code))).inc()
+            RPC_DURATION.labels(method).observe(time.perf_counter() - started)
+            request_id_var.reset(token)
+
+        def wrap_unary(behavior: UnaryBehavior) -> UnaryBehavior:
+            async def observed(request, context):
+                token, started = enter()
+                try:
+                    return await behavior(request, context)
+                finally:
+                    leave(token, started, context)
+
+            return observed
+
+        def wrap_stream(behavior: StreamBehavior) -> StreamBehavior:
+            async def observed(request, context):
+                token, started = enter()
+                try:
+                    async for item in behavior(request, context):
+                        yield item
+                finally:
+                    leave(token, started, context)
+
+            return observed
+
+        return _rewrap(handler, wrap_unary, wrap_stream)

@@ -1,0 +1,58 @@
+"""Domain errors <-> gRPC status codes, in both directions, from one table."""
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+
+import grpc
+
+from libs.errors import (
+    Cancelled,
+    DeadlineExceeded,
+    InvalidInput,
+    MedaiError,
+    NotFound,
+    NotReady,
+    Overloaded,
+    PermissionDenied,
+    Unauthenticated,
+)
+
+STATUS_BY_ERROR: dict[type[MedaiError], grpc.StatusCode] = {
+    InvalidInput: grpc.StatusCode.INVALID_ARGUMENT,
+    Unauthenticated: grpc.StatusCode.UNAUTHENTICATED,
+    PermissionDenied: grpc.StatusCode.PERMISSION_DENIED,
+    NotFound: grpc.StatusCode.NOT_FOUND,
+    NotReady: grpc.StatusCode.UNAVAILABLE,
+    Overloaded: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    DeadlineExceeded: grpc.StatusCode.DEADLINE_EXCEEDED,
+    Cancelled: grpc.StatusCode.CANCELLED,
+}
+ERROR_BY_STATUS: dict[grpc.StatusCode, type[MedaiError]] = {code: error for error, code in STATUS_BY_ERROR.items()}
+INTERNAL_MESSAGE = "internal error"
+
+
+def status_for(error: BaseException) -> tuple[grpc.StatusCode, str]:
+    """The status code and client-safe message for an error raised by a handler."""
+    if isinstance(error, MedaiError):
+        for cls in type(error).__mro__:
+            if cls in STATUS_BY_ERROR:
+                return STATUS_BY_ERROR[cls], error.message
+    return grpc.StatusCode.INTERNAL, INTERNAL_MESSAGE
+
+
+def error_from_status(code: grpc.StatusCode, details: str | None) -> MedaiError:
+    """The domain error for a status a downstream service answered, keeping its message."""
+    error_class = ERROR_BY_STATUS.get(code)
+    if error_class is None:
+        return MedaiError(INTERNAL_MESSAGE)
+    return error_class(details or None)
+
+
+@contextlib.asynccontextmanager
+async def translated_rpc_errors() -> AsyncIterator[None]:
+    """Re-raise a downstream call's RpcError as the matching domain error."""
+    try:
+        yield
+    except grpc.aio.AioRpcError as error:
+        raise error_from_status(error.code(), error.details()) from None
