@@ -35,3 +35,11 @@ def serve_metrics(host: str, port: int) -> Callable[[], None]:
         thread.join(timeout=5)
 
     return stop
+
+# Shared by every model worker (LM engine and embedding batcher), labelled by model.
+REQUEST_QUEUE_TIME = Histogram(
+    "medai_request_queue_time_seconds",
+    "Time a request waited for a model slot or batch",
+    ["model_id"],
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)

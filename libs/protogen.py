@@ -78,7 +78,9 @@ def drift(against: Path = OUTPUT_ROOT) -> list[str]:
             for p in against.rglob("*")
             if p.is_file() and "__pycache__" not in p.parts and p.name != "README.md"
         }
-        differing = [str(f) for f in sorted(fresh_files & committed) if (fresh / f).read_bytes() != (against / f).read_bytes()]
+        differing = [
+            str(f) for f in sorted(fresh_files & committed) if (fresh / f).read_bytes() != (against / f).read_bytes()
+        ]
         return differing + [f"missing: {f}" for f in sorted(fresh_files - committed)] + [
             f"stale: {f}" for f in sorted(committed - fresh_files)
         ]

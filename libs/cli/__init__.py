@@ -1,0 +1,13 @@
+"""`medai`: the mesh's command-line tool."""
+from __future__ import annotations
+
+import typer
+
+from libs.cli import keys
+
+app = typer.Typer(help="MedServe mesh command-line tool.", no_args_is_help=True, add_completion=False)
+app.add_typer(keys.app, name="keys")
+
+
+def main() -> None:
+    app()

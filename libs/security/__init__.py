@@ -1,0 +1,1 @@
+"""Security primitives: API key format and hashing, roles and permissions, the server secret."""

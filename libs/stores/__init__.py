@@ -1,0 +1,1 @@
+"""Stores: the database (PostgreSQL or embedded SQLite), keys, sessions; one contract per store."""

@@ -1,0 +1,1 @@
+"""The gateway: authenticates API keys, applies traffic policy and forwards to compliance."""

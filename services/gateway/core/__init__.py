@@ -1,0 +1,1 @@
+"""Gateway domain logic: authentication, authorisation, admission, validation, routing (no gRPC)."""

@@ -1,0 +1,38 @@
+"""What the gateway core needs from the services behind it (implemented in `clients.py`)."""
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any, Protocol
+
+from libs.stores.keys import ApiKey
+from services.gateway.core.model import Caller, CatalogEntry, MeshHealth, PredictCall
+
+
+class KeyLookup(Protocol):
+    async def authenticate(self, plaintext: str) -> ApiKey | None: ...
+
+
+class Compliance(Protocol):
+    """The compliance proxy. Replies are opaque to the core: the servicer returns them as they are."""
+
+    async def list_models(self, timeout: float | None) -> list[CatalogEntry]: ...
+
+    async def model_health(self, model_id: str, timeout: float | None) -> Any: ...
+
+    async def predict(self, caller: Caller, call: PredictCall, timeout: float | None) -> Any: ...
+
+    def predict_stream(self, caller: Caller, call: PredictCall, timeout: float | None) -> AsyncIterator[Any]: ...
+
+    async def deidentify(self, caller: Caller, text: str, timeout: float | None) -> Any: ...
+
+    async def delete_session(self, caller: Caller, model_id: str, session_id: str, timeout: float | None) -> Any: ...
+
+    async def list_audit_records(self, caller: Caller, query: Any, timeout: float | None) -> Any: ...
+
+    async def verify_audit(self, caller: Caller, timeout: float | None) -> Any: ...
+
+
+class Monitor(Protocol):
+    async def mesh_health(self, timeout: float) -> MeshHealth: ...
+
+    async def mesh_metrics(self, timeout: float) -> str: ...

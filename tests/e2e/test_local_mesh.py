@@ -1,0 +1,199 @@
+"""A new user's path: `make run` on a clean checkout, then the Part B routes through Envoy.
+
+Starts the real mesh (Envoy, six services, the shipped SmolLM2, MiniLM and spaCy models) on free
+ports, so it can run beside a developer's own `make run`.
+"""
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import grpc
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from medai.common.v1 import inference_pb2, models_pb2
+from medai.gateway.v1 import gateway_pb2_grpc
+from tests.support.local_mesh import SERVICES, MeshPorts, mesh_environment
+from tests.support.processes import kill_all, processes_with_marker, wait_for_no_processes
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parents[2]
+READY_LINE = "MedServe is up"
+READY_TIMEOUT_SECONDS = 900
+PHI_TEXT = "Patient John Q. Smith, SSN 123-45-6789, lives at 12 Elm Street"
+
+
+class RunningMesh:
+    def __init__(self, process: subprocess.Popen, ports: MeshPorts, state_dir: Path, marker: str) -> None:
+        self.process, self.ports, self.state_dir, self.marker = process, ports, state_dir, marker
+        self.lines: list[str] = []
+        self.ready = threading.Event()
+        self.started = time.monotonic()
+        self.ready_after: float | None = None
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        for line in self.process.stdout:
+            self.lines.append(line.rstrip("\n"))
+            if READY_LINE in line and not self.ready.is_set():
+                self.ready_after = time.monotonic() - self.started
+                self.ready.set()
+        self.ready.set()  # the process ended: wake the waiter
+
+    def tail(self, count: int = 60) -> str:
+        return "\n".join(self.lines[-count:])
+
+    @property
+    def key(self) -> str:
+        return (self.state_dir / "dev-api-key").read_text().strip()
+
+    def auth(self) -> dict[str, str]:
+        return {"authorization": f"Bearer {self.key}"}
+
+
+@pytest.fixture(scope="module")
+def mesh(tmp_path_factory):
+    state_dir = tmp_path_factory.mktemp("state")
+    data_dir = tmp_path_factory.mktemp("data")
+    ports = MeshPorts.allocate()
+    marker = uuid.uuid4().hex
+    process = subprocess.Popen(
+        ["make", "--no-print-directory", "run"], cwd=ROOT, env=mesh_environment(ports, state_dir, data_dir, marker),
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+    )
+    running = RunningMesh(process, ports, state_dir, marker)
+    try:
+        running.ready.wait(READY_TIMEOUT_SECONDS)
+        if process.poll() is not None or running.ready_after is None:
+            pytest.fail(f"make run did not become ready:\n{running.tail()}")
+        yield running
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        kill_all(wait_for_no_processes(marker, 15))
+
+
+def test_dev_key_is_created_private(mesh):
+    key_file = mesh.state_dir / "dev-api-key"
+    assert key_file.stat().st_mode & 0o077 == 0
+    assert mesh.key.startswith("msk_")
+    assert any("dev-api-key" in line for line in mesh.lines)
+
+
+def test_health_reports_every_service_serving(mesh):
+    response = httpx.get(f"{mesh.ports.base_url}/health")
+    assert response.status_code == 200
+    health = response.json()
+    assert health["status"] == "SERVING"
+    assert {name: health["services"][name]["status"] for name in SERVICES} == dict.fromkeys(SERVICES, "SERVING")
+
+
+def test_models_lists_the_generation_model(mesh):
+    response = httpx.get(f"{mesh.ports.base_url}/models", headers=mesh.auth())
+    assert response.status_code == 200
+    types = {m["model_type"]: m for m in response.json()["models"]}
+    assert types["text-generation"]["model_id"] == "smollm2-135m-instruct"
+    assert types["text-generation"]["status"] == "SERVING"
+
+
+def test_predict_returns_generated_text_in_the_seed_format(mesh):
+    body = {"inputs": "Name one symptom of anemia.", "parameters": {"max_new_tokens": 16, "temperature": 0}}
+    response = httpx.post(f"{mesh.ports.base_url}/models/smollm2-135m-instruct/predict", json=body,
+                          headers=mesh.auth(), timeout=120)
+    assert response.status_code == 200, response.text
+    answer = response.json()
+    assert {"request_id", "model_id", "outputs", "processing_time", "timestamp", "metadata"} <= answer.keys()
+    assert isinstance(answer["outputs"], str) and len(answer["outputs"].split()) >= 3
+    assert 0 < answer["metadata"]["tokens_generated"] <= 16
+    assert answer["metadata"]["model_version"]
+
+
+def test_predict_stream_sends_events_as_tokens_come(mesh):
+    body = {"inputs": "Describe anemia in two sentences.", "parameters": {"max_new_tokens": 24, "temperature": 0}}
+    arrivals: list[tuple[float, dict]] = []
+    with httpx.stream("POST", f"{mesh.ports.base_url}/models/smollm2-135m-instruct/predict:stream", json=body,
+                      headers=mesh.auth(), timeout=120) as response:
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/event-stream")
+        for line in response.iter_lines():
+            if line.startswith("data:"):
+                arrivals.append((time.monotonic(), json.loads(line[len("data:"):])))
+    events = [event for _, event in arrivals]
+    assert len(events) >= 3
+    assert events[-1]["finish_reason"] in ("length", "eos", "stop")
+    assert events[-1]["usage"]["generated_tokens"] > 0
+    assert "".join(event.get("text", "") for event in events).strip()
+    # Streaming, not buffering: the first token arrived well before the last one.
+    assert arrivals[-1][0] - arrivals[0][0] > 0.1
+
+
+def test_native_grpc_client_through_envoy(mesh):
+    with grpc.insecure_channel(f"127.0.0.1:{mesh.ports.envoy}") as channel:
+        stub = gateway_pb2_grpc.GatewayStub(channel)
+        metadata = tuple(mesh.auth().items())
+        models = stub.ListModels(models_pb2.ListModelsRequest(), metadata=metadata, timeout=30)
+        assert "smollm2-135m-instruct" in {m.model_id for m in models.models}
+        request = inference_pb2.PredictRequest(model_id="smollm2-135m-instruct")
+        request.inputs.string_value = "Name one symptom of anemia."
+        request.parameters.max_new_tokens = 8
+        request.parameters.temperature = 0
+        answer = stub.Predict(request, metadata=metadata, timeout=120)
+        assert answer.outputs.string_value.strip()
+        assert answer.metadata.tokens_generated > 0
+
+
+def test_metrics_has_medai_series_from_every_service(mesh):
+    response = httpx.get(f"{mesh.ports.base_url}/metrics", timeout=30)
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain")
+    services = {
+        sample.labels.get("service")
+        for family in text_string_to_metric_families(response.text) if family.name.startswith("medai_")
+        for sample in family.samples
+    }
+    assert set(SERVICES) <= services
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "with_key", "status"),
+    [
+        ("/models/no-such-model/predict", {"inputs": PHI_TEXT}, True, 404),
+        ("/models/smollm2-135m-instruct/predict", {"inputs": PHI_TEXT}, False, 401),
+        ("/models/smollm2-135m-instruct/predict", {"inputs": PHI_TEXT, "parameters": {"temperature": 9}}, True, 400),
+        ("/models/smollm2-135m-instruct/predict", {"inputs": [PHI_TEXT, 7]}, True, 400),
+        ("/no/such/route", None, True, 404),
+    ],
+)
+def test_client_errors_map_to_http_status_without_echoing_input(mesh, path, body, with_key, status):
+    headers = mesh.auth() if with_key else {}
+    response = httpx.post(f"{mesh.ports.base_url}{path}", json=body, headers=headers, timeout=60)
+    assert response.status_code == status
+    assert "Smith" not in response.text and "123-45-6789" not in response.text
+
+
+def test_malformed_json_is_400_without_echo(mesh):
+    raw = b'{"inputs": "Patient John Q. Smith SSN 123-45-6789", "parameters": {'
+    response = httpx.post(f"{mesh.ports.base_url}/models/smollm2-135m-instruct/predict", content=raw,
+                          headers={**mesh.auth(), "content-type": "application/json"}, timeout=30)
+    assert response.status_code == 400
+    assert "Smith" not in response.text and "123-45-6789" not in response.text
+
+
+def test_sigterm_stops_every_process(mesh):
+    """Runs last: SIGTERM to `make run` stops Envoy and all six services; nothing is left behind."""
+    assert len(processes_with_marker(mesh.marker)) >= 1 + len(SERVICES)
+    mesh.process.send_signal(signal.SIGTERM)
+    mesh.process.wait(60)
+    assert wait_for_no_processes(mesh.marker, 30) == []

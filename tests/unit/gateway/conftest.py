@@ -1,0 +1,98 @@
+"""A gateway over a real key store (SQLite), in front of a recording compliance port."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pytest
+
+from libs.errors import NotReady
+from libs.stores.db import open_database
+from libs.stores.keys import KeyStore
+from services.gateway.core.auth import Authenticator
+from services.gateway.core.catalog import ModelCatalog
+from services.gateway.core.gateway import Gateway, GatewayLimits
+from services.gateway.core.model import CallMetadata, CatalogEntry, MeshHealth, ServiceStatus
+
+MODELS = {"gen-1": "text-generation", "emb-1": "embedding", "chat-1": "conversation"}
+
+
+@dataclass
+class RecordingCompliance:
+    """Stands in for the compliance service behind the gateway port: answers and records each call."""
+
+    calls: list[tuple[str, object]] = field(default_factory=list)
+    list_calls: int = 0
+
+    async def list_models(self, timeout):
+        self.list_calls += 1
+        return [CatalogEntry(model_id, model_type, {"model_id": model_id}) for model_id, model_type in MODELS.items()]
+
+    async def model_health(self, model_id, timeout):
+        self.calls.append(("model_health", model_id))
+        return {"model_id": model_id, "status": "SERVING"}
+
+    async def predict(self, caller, call, timeout):
+        self.calls.append(("predict", (caller, call, timeout)))
+        return {"outputs": "ok"}
+
+    async def predict_stream(self, caller, call, timeout):
+        self.calls.append(("predict_stream", (caller, call)))
+        for text in ("a", "b"):
+            yield {"text": text}
+
+    async def deidentify(self, caller, text, timeout):
+        self.calls.append(("deidentify", caller))
+        return {"redacted_text": "[PERSON_1]"}
+
+    async def delete_session(self, caller, model_id, session_id, timeout):
+        self.calls.append(("delete_session", (model_id, session_id)))
+        return {"deleted": True}
+
+    async def list_audit_records(self, caller, query, timeout):
+        self.calls.append(("list_audit_records", caller))
+        return {"records": []}
+
+    async def verify_audit(self, caller, timeout):
+        self.calls.append(("verify_audit", caller))
+        return {"intact": True}
+
+
+class DownMonitor:
+    async def mesh_health(self, timeout):
+        raise NotReady("monitor unreachable")
+
+    async def mesh_metrics(self, timeout):
+        raise NotReady("monitor unreachable")
+
+
+class UpMonitor:
+    async def mesh_health(self, timeout):
+        return MeshHealth("SERVING", {"gateway": ServiceStatus("SERVING", 1.0)})
+
+    async def mesh_metrics(self, timeout):
+        return "medai_up 1\n"
+
+
+@pytest.fixture
+async def key_store(tmp_path):
+    db = await open_database(f"sqlite:///{tmp_path / 'keys.db'}")
+    store = KeyStore(db, b"gateway-test")
+    await store.migrate()
+    yield store
+    await db.close()
+
+
+@pytest.fixture
+def compliance():
+    return RecordingCompliance()
+
+
+def build_gateway(key_store, compliance, monitor=None, *, key_ttl=0.0, max_in_flight=8) -> Gateway:
+    limits = GatewayLimits(max_in_flight=max_in_flight, default_deadline_seconds=30.0, max_inputs=4,
+                           max_input_chars=100)
+    return Gateway(Authenticator(key_store, key_ttl), ModelCatalog(compliance, 60.0), compliance,
+                   monitor or UpMonitor(), limits, ServiceStatus("SERVING", 0.0))
+
+
+def meta(plaintext: str | None, deadline: float | None = None) -> CallMetadata:
+    return CallMetadata(f"Bearer {plaintext}" if plaintext else None, "req-1", "10.0.0.9", deadline)
