@@ -4,6 +4,7 @@ Messages name the field and the rule, never the value a client sent.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 from libs.errors import InvalidInput
@@ -47,8 +48,8 @@ def validate_generation_params(params: GenerationParams, max_new_tokens_limit: i
         raise InvalidInput("must be in (0, 1]", field="parameters.top_p")
     if params.top_k is not None and params.top_k < 0:
         raise InvalidInput("must be >= 0", field="parameters.top_k")
-    if params.repetition_penalty is not None and not params.repetition_penalty > 0:
-        raise InvalidInput("must be > 0", field="parameters.repetition_penalty")
+    if params.repetition_penalty is not None and not 0 < params.repetition_penalty < math.inf:
+        raise InvalidInput("must be a finite number > 0", field="parameters.repetition_penalty")
     if len(params.stop) > MAX_STOP_SEQUENCES:
         raise InvalidInput(f"at most {MAX_STOP_SEQUENCES} stop strings", field="parameters.stop")
     if any(not s or len(s) > MAX_STOP_CHARS for s in params.stop):

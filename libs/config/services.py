@@ -93,6 +93,8 @@ class ConversationSettings(WorkerSettings):
     system_prompt: str = "You are a careful clinical assistant. Answer briefly."
     session_ttl_seconds: int = Field(default=3600, ge=1)
     max_turns: int = Field(default=20, ge=1)
+    # Sessions the in-process store keeps (least recently used dropped first).
+    max_sessions: int = Field(default=10_000, ge=1)
 
 
 class EmbeddingSettings(WorkerSettings):

@@ -51,8 +51,13 @@ class _RequestIdInterceptor(grpc.aio.UnaryUnaryClientInterceptor, grpc.aio.Unary
         return await continuation(self._with_request_id(client_call_details), request)
 
 
-def open_channel(address: str, *, idempotent_services: Sequence[str] = ()) -> grpc.aio.Channel:
-    """An insecure channel inside the mesh (mTLS belongs to the service mesh / network policy)."""
+def open_channel(address: str, *, idempotent_services: Sequence[str] = (),
+                 max_reconnect_backoff_seconds: float | None = None) -> grpc.aio.Channel:
+    """An insecure channel inside the mesh (mTLS belongs to the service mesh / network policy).
+
+    max_reconnect_backoff_seconds caps gRPC's reconnect backoff (default up to 120 s), so a peer
+    that was down for long is found again soon after it comes back.
+    """
     options: list[tuple[str, int | str]] = [
         ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
         ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
@@ -61,5 +66,7 @@ def open_channel(address: str, *, idempotent_services: Sequence[str] = ()) -> gr
     ]
     if idempotent_services:
         options.append(("grpc.service_config", retry_service_config(idempotent_services)))
+    if max_reconnect_backoff_seconds is not None:
+        options.append(("grpc.max_reconnect_backoff_ms", int(max_reconnect_backoff_seconds * 1000)))
     interceptors = [*aio_client_interceptors(), _RequestIdInterceptor()]
     return grpc.aio.insecure_channel(address, options=options, interceptors=interceptors)

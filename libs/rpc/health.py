@@ -11,12 +11,20 @@ SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 
 
+class _NotServingUntilReady(health.aio.HealthServicer):
+    """The standard servicer reports "" SERVING from the start; a service must earn it (e.g. warm model)."""
+
+    def __init__(self, names: Sequence[str]) -> None:
+        super().__init__()
+        self._server_status = dict.fromkeys(names, NOT_SERVING)
+
+
 class HealthReporter:
     """Implements `libs.lifecycle.Readiness` on top of the standard health servicer."""
 
     def __init__(self, service_names: Sequence[str]) -> None:
-        self.servicer = health.aio.HealthServicer()
         self._names = ["", *service_names]
+        self.servicer = _NotServingUntilReady(self._names)
 
     async def set_serving(self, serving: bool) -> None:
         status = SERVING if serving else NOT_SERVING

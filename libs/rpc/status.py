@@ -30,6 +30,7 @@ STATUS_BY_ERROR: dict[type[MedaiError], grpc.StatusCode] = {
 }
 ERROR_BY_STATUS: dict[grpc.StatusCode, type[MedaiError]] = {code: error for error, code in STATUS_BY_ERROR.items()}
 INTERNAL_MESSAGE = "internal error"
+UNIMPLEMENTED_MESSAGE = "method not implemented"
 
 
 def status_for(error: BaseException) -> tuple[grpc.StatusCode, str]:
@@ -38,6 +39,8 @@ def status_for(error: BaseException) -> tuple[grpc.StatusCode, str]:
         for cls in type(error).__mro__:
             if cls in STATUS_BY_ERROR:
                 return STATUS_BY_ERROR[cls], error.message
+    if isinstance(error, NotImplementedError):  # what the generated servicer base classes raise
+        return grpc.StatusCode.UNIMPLEMENTED, UNIMPLEMENTED_MESSAGE
     return grpc.StatusCode.INTERNAL, INTERNAL_MESSAGE
 
 

@@ -95,3 +95,28 @@ async def test_unreachable_service_is_not_ready():
                 await models_pb2_grpc.ModelCatalogStub(channel).ListModels(models_pb2.ListModelsRequest(), timeout=5)
     finally:
         await channel.close()
+
+
+async def test_health_is_not_serving_until_the_service_says_so():
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    settings = GenerationSettings(host="127.0.0.1", port=0, metrics_port=0)
+    health = HealthReporter(["medai.common.v1.ModelCatalog"])
+    server, port = new_server(settings, health, ["medai.common.v1.ModelCatalog"],
+                              lambda s: models_pb2_grpc.add_ModelCatalogServicer_to_server(RaisingCatalog(), s))
+    await server.start()
+    channel = open_channel(f"127.0.0.1:{port}")
+    stub = health_pb2_grpc.HealthStub(channel)
+    try:
+        for name in ("", "medai.common.v1.ModelCatalog"):
+            answer = await stub.Check(health_pb2.HealthCheckRequest(service=name))
+            assert answer.status == health_pb2.HealthCheckResponse.NOT_SERVING
+        await health.set_serving(True)
+        answer = await stub.Check(health_pb2.HealthCheckRequest(service=""))
+        assert answer.status == health_pb2.HealthCheckResponse.SERVING
+        await health.shutdown()
+        answer = await stub.Check(health_pb2.HealthCheckRequest(service=""))
+        assert answer.status == health_pb2.HealthCheckResponse.NOT_SERVING
+    finally:
+        await channel.close()
+        await server.stop(0)

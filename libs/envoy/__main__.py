@@ -1,0 +1,22 @@
+"""`python -m libs.envoy`: render the bootstrap from `ENVOY_*` settings, then become Envoy.
+
+The process execs Envoy (no Python parent left), so a process manager's signals reach Envoy itself.
+"""
+from __future__ import annotations
+
+import os
+
+from libs.config import EnvoySettings
+from libs.envoy.config import write_config
+from libs.envoy.process import envoy_command
+
+
+def main() -> None:
+    settings = EnvoySettings()
+    path = write_config(settings, path=settings.config_path.resolve())
+    argv = envoy_command(path, settings.base_id)
+    os.execv(argv[0], argv)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,90 @@
+"""The recognizer registry: which Presidio recognizers find PHI, and the ones we replace or add.
+
+Presidio's predefined recognizers are the base; `REPLACEMENTS` swaps some by name, and
+`ADDITIONS` adds ours (the medical / HIPAA recognizers slot in there, one small class each).
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import tldextract
+from presidio_analyzer import EntityRecognizer, RecognizerRegistry
+from presidio_analyzer.nlp_engine import NlpEngine
+from presidio_analyzer.predefined_recognizers import EmailRecognizer
+
+LANGUAGE = "en"
+# Country-specific recognizers to load (US identifiers: SSN, ITIN, passport, driver licence, bank).
+COUNTRIES = ("us",)
+
+
+@dataclass(frozen=True)
+class RecognizerContext:
+    """What recognizer factories may use."""
+
+    tld_extractor: tldextract.TLDExtract
+    language: str = LANGUAGE
+
+
+class OfflineEmailRecognizer(EmailRecognizer):
+    """Presidio's email recognizer validating domains with our offline extractor.
+
+    The stock one calls the module-level `tldextract.extract`, whose first use downloads
+    the public-suffix list (and logs failures where there is no network).
+    """
+
+    def __init__(self, tld_extractor: tldextract.TLDExtract, supported_language: str = LANGUAGE) -> None:
+        super().__init__(supported_language=supported_language)
+        self._tld_extractor = tld_extractor
+
+    def validate_result(self, pattern_text: str) -> bool:
+        return self._tld_extractor(pattern_text).fqdn != ""
+
+
+RecognizerFactory = Callable[[RecognizerContext], EntityRecognizer]
+
+# Predefined recognizers replaced by ours, keyed by Presidio's recognizer name.
+REPLACEMENTS: dict[str, RecognizerFactory] = {
+    "EmailRecognizer": lambda context: OfflineEmailRecognizer(context.tld_extractor, context.language),
+}
+# Recognizers added to the predefined ones.
+ADDITIONS: tuple[RecognizerFactory, ...] = ()
+
+
+def offline_tld_extractor(cache_dir: str | None) -> tldextract.TLDExtract:
+    """A TLD extractor that uses tldextract's bundled public-suffix snapshot, never the network."""
+    extractor = tldextract.TLDExtract(suffix_list_urls=(), cache_dir=cache_dir, fallback_to_snapshot=True)
+    extractor("example.com")  # loads the snapshot now rather than on the first request
+    return extractor
+
+
+def build_registry(nlp_engine: NlpEngine, context: RecognizerContext) -> RecognizerRegistry:
+    """Presidio's predefined recognizers for our language and countries, with ours swapped in."""
+    registry = RecognizerRegistry(supported_languages=[context.language])
+    with _other_languages_unreported():
+        registry.load_predefined_recognizers(languages=[context.language], nlp_engine=nlp_engine,
+                                             countries=list(COUNTRIES))
+    for name, factory in REPLACEMENTS.items():
+        registry.remove_recognizer(name, language=context.language)
+        registry.add_recognizer(factory(context))
+    for factory in ADDITIONS:
+        registry.add_recognizer(factory(context))
+    return registry
+
+
+class _OtherLanguageFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "language is not supported by registry" not in record.getMessage()
+
+
+@contextlib.contextmanager
+def _other_languages_unreported() -> Iterator[None]:
+    """Presidio warns once per recognizer of another language that it skips, as we ask it to."""
+    logger, quiet = logging.getLogger("presidio-analyzer"), _OtherLanguageFilter()
+    logger.addFilter(quiet)
+    try:
+        yield
+    finally:
+        logger.removeFilter(quiet)

@@ -1,0 +1,215 @@
+"""All protobuf <-> domain conversion of the compliance service (public API and worker APIs)."""
+from __future__ import annotations
+
+import dataclasses
+from datetime import UTC, datetime
+
+from google.protobuf import json_format, struct_pb2, timestamp_pb2
+
+from libs.validation import GenerationParams
+from medai.common.v1 import inference_pb2, models_pb2
+from medai.conversation.v1 import conversation_pb2
+from medai.embedding.v1 import embedding_pb2
+from medai.generation.v1 import generation_pb2
+from services.compliance.core.types import (
+    Caller,
+    ChatCall,
+    ChatChunk,
+    ChatReply,
+    EmbedCall,
+    Embedded,
+    GenerateCall,
+    Generated,
+    GeneratedChunk,
+    ModelHealth,
+    ModelInfo,
+    ModelLimits,
+    Outputs,
+    PredictInput,
+    PredictResult,
+    Redaction,
+    StreamChunk,
+    Usage,
+)
+
+_INFO_SCALARS = tuple(f.name for f in dataclasses.fields(ModelInfo) if f.name not in ("limits", "loaded_at"))
+_LIMIT_FIELDS = tuple(f.name for f in dataclasses.fields(ModelLimits))
+_GENERATION_OPTIONALS = ("max_new_tokens", "temperature", "top_p", "top_k", "repetition_penalty", "seed")
+
+
+# Public API
+
+
+def caller_from_pb(caller: inference_pb2.Caller, fallback_request_id: str) -> Caller:
+    return Caller(
+        request_id=caller.request_id or fallback_request_id, principal_id=caller.principal_id,
+        key_name=caller.key_name, role=caller.role, permissions=tuple(caller.permissions),
+        client_address=caller.client_address,
+    )
+
+
+def predict_input_from_pb(request: inference_pb2.PredictRequest) -> PredictInput:
+    parameters = request.parameters
+    return PredictInput(
+        model_id=request.model_id,
+        inputs=json_format.MessageToDict(request.inputs) if request.HasField("inputs") else None,
+        params=generation_params_from_pb(parameters),
+        system_prompt=parameters.system_prompt if parameters.HasField("system_prompt") else None,
+        normalize=parameters.normalize if parameters.HasField("normalize") else None,
+        truncate=parameters.truncate if parameters.HasField("truncate") else None,
+        user_id=request.user_id,
+        session_id=request.session_id,
+        purpose=request.purpose,
+    )
+
+
+def generation_params_from_pb(
+    parameters: inference_pb2.PredictParameters | generation_pb2.GenerationParameters,
+) -> GenerationParams:
+    optionals = {name: getattr(parameters, name) for name in _GENERATION_OPTIONALS if parameters.HasField(name)}
+    return GenerationParams(**optionals, stop=tuple(parameters.stop))
+
+
+def predict_response_to_pb(result: PredictResult) -> inference_pb2.PredictResponse:
+    metadata = result.metadata
+    return inference_pb2.PredictResponse(
+        request_id=result.request_id,
+        model_id=result.model_id,
+        outputs=outputs_to_pb(result.outputs),
+        processing_time=result.processing_time,
+        timestamp=_timestamp(result.timestamp),
+        metadata=inference_pb2.PredictMetadata(**dataclasses.asdict(metadata)),
+    )
+
+
+def outputs_to_pb(outputs: Outputs) -> struct_pb2.Value:
+    if isinstance(outputs, str):
+        return struct_pb2.Value(string_value=outputs)
+    value = struct_pb2.Value()
+    items = value.list_value.values
+    for item in outputs:
+        if isinstance(item, str):
+            items.add(string_value=item)
+        else:
+            items.add().list_value.values.extend(struct_pb2.Value(number_value=x) for x in item)
+    return value
+
+
+def stream_chunk_to_pb(chunk: StreamChunk) -> inference_pb2.PredictStreamChunk:
+    return inference_pb2.PredictStreamChunk(
+        request_id=chunk.request_id, model_id=chunk.model_id, index=chunk.index, text=chunk.text,
+        finish_reason=chunk.finish_reason, usage=usage_to_pb(chunk.usage) if chunk.usage else None,
+        model_version=chunk.model_version, session_id=chunk.session_id,
+    )
+
+
+def deidentify_response_to_pb(redaction: Redaction) -> inference_pb2.DeidentifyResponse:
+    return inference_pb2.DeidentifyResponse(
+        redacted_text=redaction.text,
+        entities=[inference_pb2.Entity(entity_type=e.entity_type, start=e.start, end=e.end, score=e.score)
+                  for e in redaction.entities],
+    )
+
+
+def usage_to_pb(usage: Usage) -> inference_pb2.Usage:
+    return inference_pb2.Usage(prompt_tokens=usage.prompt_tokens, generated_tokens=usage.generated_tokens,
+                               total_tokens=usage.total_tokens)
+
+
+def usage_from_pb(usage: inference_pb2.Usage) -> Usage:
+    return Usage(prompt_tokens=usage.prompt_tokens, generated_tokens=usage.generated_tokens)
+
+
+# Model catalogue
+
+
+def model_info_from_pb(info: models_pb2.ModelInfo) -> ModelInfo:
+    return ModelInfo(
+        **{name: getattr(info, name) for name in _INFO_SCALARS},
+        limits=ModelLimits(**{name: getattr(info.limits, name) for name in _LIMIT_FIELDS}),
+        loaded_at=info.loaded_at.ToDatetime(tzinfo=UTC) if info.HasField("loaded_at") else None,
+    )
+
+
+def model_info_to_pb(info: ModelInfo) -> models_pb2.ModelInfo:
+    return models_pb2.ModelInfo(
+        **{name: getattr(info, name) for name in _INFO_SCALARS},
+        limits=models_pb2.ModelLimits(**dataclasses.asdict(info.limits)),
+        loaded_at=_timestamp(info.loaded_at) if info.loaded_at else None,
+    )
+
+
+def model_health_from_pb(health: models_pb2.ModelHealth) -> ModelHealth:
+    return ModelHealth(
+        model_id=health.model_id, status=health.status, requests_running=health.requests_running,
+        requests_waiting=health.requests_waiting,
+        checked_at=health.checked_at.ToDatetime(tzinfo=UTC) if health.HasField("checked_at") else None,
+    )
+
+
+def model_health_to_pb(health: ModelHealth) -> models_pb2.ModelHealth:
+    return models_pb2.ModelHealth(
+        model_id=health.model_id, status=health.status, requests_running=health.requests_running,
+        requests_waiting=health.requests_waiting,
+        checked_at=_timestamp(health.checked_at) if health.checked_at else None,
+    )
+
+
+# Worker APIs
+
+
+def generation_params_to_pb(params: GenerationParams) -> generation_pb2.GenerationParameters:
+    optionals = {name: getattr(params, name) for name in _GENERATION_OPTIONALS if getattr(params, name) is not None}
+    return generation_pb2.GenerationParameters(**optionals, stop=list(params.stop))
+
+
+def generate_request_to_pb(call: GenerateCall) -> generation_pb2.GenerateRequest:
+    return generation_pb2.GenerateRequest(request_id=call.request_id, model_id=call.model_id, prompt=call.prompt,
+                                          parameters=generation_params_to_pb(call.params))
+
+
+def generated_from_pb(response: generation_pb2.GenerateResponse) -> Generated:
+    return Generated(text=response.text, finish_reason=response.finish_reason, usage=usage_from_pb(response.usage),
+                     model_version=response.model_version)
+
+
+def generated_chunk_from_pb(chunk: generation_pb2.GenerateChunk) -> GeneratedChunk:
+    return GeneratedChunk(
+        index=chunk.index, text=chunk.text,
+        finish_reason=chunk.finish_reason if chunk.HasField("finish_reason") else None,
+        usage=usage_from_pb(chunk.usage) if chunk.HasField("usage") else None,
+    )
+
+
+def embed_request_to_pb(call: EmbedCall) -> embedding_pb2.EmbedRequest:
+    return embedding_pb2.EmbedRequest(request_id=call.request_id, model_id=call.model_id, inputs=list(call.inputs),
+                                      normalize=call.normalize, truncate=call.truncate)
+
+
+def embedded_from_pb(response: embedding_pb2.EmbedResponse) -> Embedded:
+    return Embedded(
+        embeddings=[list(vector.values) for vector in response.embeddings], prompt_tokens=response.prompt_tokens,
+        truncated_inputs=response.truncated_inputs, model_version=response.model_version,
+    )
+
+
+def chat_request_to_pb(call: ChatCall) -> conversation_pb2.ChatRequest:
+    return conversation_pb2.ChatRequest(
+        request_id=call.request_id, model_id=call.model_id, session_id=call.session_id, owner=call.owner,
+        message=call.message, system_prompt=call.system_prompt, parameters=generation_params_to_pb(call.params),
+    )
+
+
+def chat_reply_from_pb(response: conversation_pb2.ChatResponse) -> ChatReply:
+    return ChatReply(session_id=response.session_id, reply=generated_from_pb(response.reply), turns=response.turns)
+
+
+def chat_chunk_from_pb(chunk: conversation_pb2.ChatChunk) -> ChatChunk:
+    return ChatChunk(session_id=chunk.session_id, chunk=generated_chunk_from_pb(chunk.chunk))
+
+
+def _timestamp(moment: datetime) -> timestamp_pb2.Timestamp:
+    stamp = timestamp_pb2.Timestamp()
+    stamp.FromDatetime(moment)
+    return stamp
+

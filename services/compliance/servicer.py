@@ -1,0 +1,70 @@
+"""gRPC servicers: translate protobuf <-> domain (via `mapper`) and call the core; nothing else."""
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import grpc
+
+from libs.rpc.context import current_request_id
+from medai.common.v1 import inference_pb2, models_pb2, models_pb2_grpc
+from medai.compliance.v1 import compliance_pb2, compliance_pb2_grpc
+from services.compliance import mapper
+from services.compliance.core.catalog import ModelCatalog
+from services.compliance.core.proxy import ComplianceProxy
+from services.compliance.core.types import Caller
+
+
+def _caller(caller: inference_pb2.Caller) -> Caller:
+    return mapper.caller_from_pb(caller, current_request_id())
+
+
+class ComplianceServicer(compliance_pb2_grpc.ComplianceServicer):
+    """medai.compliance.v1.Compliance (ListAuditRecords / VerifyAudit: UNIMPLEMENTED until the audit issue)."""
+
+    def __init__(self, proxy: ComplianceProxy) -> None:
+        self._proxy = proxy
+
+    async def Predict(self, request: compliance_pb2.ProxyPredictRequest,
+                      context: grpc.aio.ServicerContext) -> inference_pb2.PredictResponse:
+        result = await self._proxy.predict(_caller(request.caller), mapper.predict_input_from_pb(request.request),
+                                           context.time_remaining())
+        return mapper.predict_response_to_pb(result)
+
+    async def PredictStream(self, request: compliance_pb2.ProxyPredictRequest,
+                            context: grpc.aio.ServicerContext) -> AsyncIterator[inference_pb2.PredictStreamChunk]:
+        chunks = self._proxy.predict_stream(_caller(request.caller), mapper.predict_input_from_pb(request.request),
+                                            context.time_remaining())
+        async for chunk in chunks:
+            yield mapper.stream_chunk_to_pb(chunk)
+
+    async def Deidentify(self, request: compliance_pb2.ProxyDeidentifyRequest,
+                         context: grpc.aio.ServicerContext) -> inference_pb2.DeidentifyResponse:
+        redaction = await self._proxy.deidentify(_caller(request.caller), request.request.text)
+        return mapper.deidentify_response_to_pb(redaction)
+
+    async def DeleteSession(self, request: compliance_pb2.ProxyDeleteSessionRequest,
+                            context: grpc.aio.ServicerContext) -> inference_pb2.DeleteSessionResponse:
+        deleted = await self._proxy.delete_session(_caller(request.caller), request.request.model_id,
+                                                   request.request.session_id, context.time_remaining())
+        return inference_pb2.DeleteSessionResponse(deleted=deleted)
+
+
+class ModelCatalogServicer(models_pb2_grpc.ModelCatalogServicer):
+    """medai.common.v1.ModelCatalog aggregated over every worker."""
+
+    def __init__(self, catalog: ModelCatalog) -> None:
+        self._catalog = catalog
+
+    async def ListModels(self, request: models_pb2.ListModelsRequest,
+                         context: grpc.aio.ServicerContext) -> models_pb2.ListModelsResponse:
+        models = self._catalog.list_models(request.model_type)
+        return models_pb2.ListModelsResponse(models=[mapper.model_info_to_pb(info) for info in models])
+
+    async def GetModelInfo(self, request: models_pb2.GetModelInfoRequest,
+                           context: grpc.aio.ServicerContext) -> models_pb2.ModelInfo:
+        return mapper.model_info_to_pb(await self._catalog.model_info(request.model_id))
+
+    async def GetModelHealth(self, request: models_pb2.GetModelHealthRequest,
+                             context: grpc.aio.ServicerContext) -> models_pb2.ModelHealth:
+        health = await self._catalog.model_health(request.model_id, context.time_remaining())
+        return mapper.model_health_to_pb(health)

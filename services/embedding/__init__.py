@@ -1,0 +1,1 @@
+"""Embedding worker: sentence-transformers behind dynamic batching, served over gRPC."""

@@ -1,0 +1,34 @@
+"""`python -m services.monitor`: wire settings to the health watchers, the core and the server."""
+from __future__ import annotations
+
+import asyncio
+from functools import partial
+
+import httpx
+
+from libs.config import MonitorSettings
+from libs.rpc.health import HealthReporter
+from libs.service import RunningService, run_service
+from services.monitor.core.gpu import NvmlGpus
+from services.monitor.core.monitor import build_core
+from services.monitor.server import SERVICE_NAMES, MonitorDeps, create_server
+from services.monitor.watcher import build_watchers, watch_all
+
+
+async def start(settings: MonitorSettings) -> RunningService:
+    health = HealthReporter(SERVICE_NAMES)
+    client = httpx.AsyncClient()
+    gpus = await asyncio.to_thread(NvmlGpus.open)
+    core = build_core(settings, health, client, gpus.read)
+    server, port = create_server(settings, MonitorDeps(core, health))
+    watchers = build_watchers(settings, core.book)
+
+    async def close() -> None:
+        await client.aclose()
+        gpus.close()
+
+    return RunningService(server, port, health, background=[core.run, partial(watch_all, watchers)], on_stop=[close])
+
+
+if __name__ == "__main__":
+    run_service(MonitorSettings(), start)

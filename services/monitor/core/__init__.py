@@ -1,0 +1,1 @@
+"""The monitor's domain logic (no gRPC): health book-keeping, alerts, system readings, relabelling."""

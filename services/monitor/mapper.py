@@ -1,0 +1,77 @@
+"""Protobuf <-> domain conversion for the monitor."""
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+
+from google.api import httpbody_pb2
+from google.protobuf.timestamp_pb2 import Timestamp
+from grpc_health.v1 import health_pb2
+
+from medai.monitor.v1 import monitor_pb2
+from services.monitor.core.alerts import Alert
+from services.monitor.core.exposition import CONTENT_TYPE
+from services.monitor.core.gpu import GpuReading
+from services.monitor.core.health import MeshHealth, ServiceStatus
+from services.monitor.core.system import SystemReading
+
+
+def service_status(health_status: int) -> ServiceStatus:
+    """A grpc.health.v1 status as the monitor records it (anything but SERVING is not serving)."""
+    if health_status == health_pb2.HealthCheckResponse.SERVING:
+        return ServiceStatus.SERVING
+    return ServiceStatus.NOT_SERVING
+
+
+def timestamp(moment: datetime) -> Timestamp:
+    stamp = Timestamp()
+    stamp.FromDatetime(moment)
+    return stamp
+
+
+def mesh_health(health: MeshHealth) -> monitor_pb2.MeshHealth:
+    return monitor_pb2.MeshHealth(
+        status=health.status.value,
+        services={
+            name: monitor_pb2.ServiceHealth(status=state.status.value, since=timestamp(state.since))
+            for name, state in health.services.items()
+        },
+        checked_at=timestamp(health.checked_at),
+    )
+
+
+def _gpu(gpu: GpuReading) -> monitor_pb2.GpuMetrics:
+    return monitor_pb2.GpuMetrics(
+        index=gpu.index,
+        name=gpu.name,
+        utilization_percent=gpu.utilization_percent,
+        memory_used_bytes=gpu.memory_used_bytes,
+        memory_total_bytes=gpu.memory_total_bytes,
+        temperature_celsius=gpu.temperature_celsius,
+    )
+
+
+def system_metrics(reading: SystemReading) -> monitor_pb2.SystemMetrics:
+    return monitor_pb2.SystemMetrics(
+        cpu_percent=reading.cpu_percent,
+        memory_used_bytes=reading.memory_used_bytes,
+        memory_total_bytes=reading.memory_total_bytes,
+        disk_used_bytes=reading.disk_used_bytes,
+        disk_total_bytes=reading.disk_total_bytes,
+        gpus=[_gpu(gpu) for gpu in reading.gpus],
+        collected_at=timestamp(reading.collected_at),
+    )
+
+
+def alerts(active: Iterable[Alert]) -> monitor_pb2.ListAlertsResponse:
+    return monitor_pb2.ListAlertsResponse(
+        alerts=[
+            monitor_pb2.Alert(rule=alert.rule, severity=alert.severity, summary=alert.summary, value=alert.value,
+                              threshold=alert.threshold, since=timestamp(alert.since))
+            for alert in active
+        ]
+    )
+
+
+def http_body(exposition: bytes) -> httpbody_pb2.HttpBody:
+    return httpbody_pb2.HttpBody(content_type=CONTENT_TYPE, data=exposition)

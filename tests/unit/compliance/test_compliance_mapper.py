@@ -1,0 +1,52 @@
+"""pb <-> domain conversion of the compliance service."""
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from google.protobuf import json_format
+
+from libs.validation import GenerationParams
+from medai.common.v1 import inference_pb2, models_pb2
+from services.compliance import mapper
+from services.compliance.core.types import ModelInfo, ModelLimits
+
+
+def test_predict_request_keeps_unset_parameters_unset():
+    request = inference_pb2.PredictRequest(
+        model_id="m", parameters=inference_pb2.PredictParameters(temperature=0.0, stop=["\n"], normalize=False),
+        session_id="s", user_id="u",
+    )
+    json_format.ParseDict(["a", "b"], request.inputs)
+    domain = mapper.predict_input_from_pb(request)
+    assert domain.inputs == ["a", "b"]
+    assert domain.params == GenerationParams(temperature=0.0, stop=("\n",))
+    assert (domain.normalize, domain.truncate, domain.system_prompt) == (False, None, None)
+    assert (domain.session_id, domain.user_id) == ("s", "u")
+    assert mapper.predict_input_from_pb(inference_pb2.PredictRequest(model_id="m")).inputs is None
+
+
+def test_generation_parameters_round_trip_to_the_worker_message():
+    params = GenerationParams(max_new_tokens=8, temperature=0.7, top_k=0, seed=3, stop=("END",))
+    pb = mapper.generation_params_to_pb(params)
+    assert not pb.HasField("top_p") and pb.HasField("top_k")
+    assert mapper.generation_params_from_pb(pb) == params
+
+
+def test_outputs_are_a_string_a_list_of_strings_or_a_list_of_vectors():
+    assert json_format.MessageToDict(mapper.outputs_to_pb("hi")) == "hi"
+    assert json_format.MessageToDict(mapper.outputs_to_pb(["a", "b"])) == ["a", "b"]
+    assert json_format.MessageToDict(mapper.outputs_to_pb([[0.5, -1.0], [2.0, 0.0]])) == [[0.5, -1.0], [2.0, 0.0]]
+
+
+def test_model_info_round_trips():
+    info = ModelInfo(model_id="m", model_type="embedding", model_version="v", status="SERVING",
+                     parameter_count=22_000_000, embedding_dimension=384, limits=ModelLimits(max_batch_size=32),
+                     loaded_at=datetime(2024, 5, 1, 12, 0, tzinfo=UTC))
+    pb = mapper.model_info_to_pb(info)
+    assert isinstance(pb, models_pb2.ModelInfo) and pb.limits.max_batch_size == 32
+    assert mapper.model_info_from_pb(pb) == info
+
+
+def test_caller_falls_back_to_the_call_request_id():
+    caller = mapper.caller_from_pb(inference_pb2.Caller(principal_id="p", permissions=["predict"]), "fallback")
+    assert (caller.request_id, caller.principal_id, caller.permissions) == ("fallback", "p", ("predict",))
