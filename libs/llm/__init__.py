@@ -1,0 +1,1 @@
+"""The language-model engine shared by the generation and conversation workers (no gRPC here)."""

@@ -1,0 +1,68 @@
+"""The disk model cache: a converted model is built once, atomically, and reused by later loads.
+
+An entry is built in a temporary folder next to its final place and renamed into place only
+once complete (with its manifest), so a crash never leaves a half model that a later load
+would trust. A file lock keeps two processes (e.g. the generation and conversation workers
+starting together) from converting the same model twice.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import re
+import shutil
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+from filelock import FileLock
+
+log = logging.getLogger(__name__)
+
+MANIFEST = "medai-cache.json"
+_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
+
+
+class ModelCache:
+    """Converted models under one root folder, one entry per (name, fingerprint)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def entry_path(self, name: str, fingerprint: str) -> Path:
+        return self.root / f"{_UNSAFE.sub('-', name).strip('-.')[:64] or 'model'}-{fingerprint[:20]}"
+
+    def lookup(self, name: str, fingerprint: str) -> Path | None:
+        """The complete entry, or None."""
+        path = self.entry_path(name, fingerprint)
+        return path if (path / MANIFEST).is_file() else None
+
+    def get_or_build(self, name: str, fingerprint: str, build: Callable[[Path], None]) -> tuple[Path, bool]:
+        """The entry's folder and whether it was built now; `build` writes a model into the folder given."""
+        if (found := self.lookup(name, fingerprint)) is not None:
+            return found, False
+        self.root.mkdir(parents=True, exist_ok=True)
+        final = self.entry_path(name, fingerprint)
+        with FileLock(str(final) + ".lock"):
+            if (found := self.lookup(name, fingerprint)) is not None:
+                return found, False  # another process built it while we waited
+            self._remove_leftovers(final)
+            temporary = final.with_name(f".{final.name}.tmp-{uuid.uuid4().hex}")
+            try:
+                started = time.perf_counter()
+                build(temporary)
+                manifest = {"name": name, "fingerprint": fingerprint, "built_seconds": time.perf_counter() - started}
+                (temporary / MANIFEST).write_text(json.dumps(manifest))
+                temporary.rename(final)
+            finally:
+                shutil.rmtree(temporary, ignore_errors=True)
+        log.info("model cache entry built", extra={"entry": final.name, "seconds": round(manifest["built_seconds"], 2)})
+        return final, True
+
+    def _remove_leftovers(self, final: Path) -> None:
+        """Remove what a crashed build left (we hold the lock, so nothing is being built)."""
+        for leftover in self.root.glob(f".{final.name}.tmp-*"):
+            shutil.rmtree(leftover, ignore_errors=True)
+        if final.exists():  # present without a manifest: incomplete
+            shutil.rmtree(final, ignore_errors=True)

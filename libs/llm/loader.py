@@ -1,0 +1,145 @@
+"""Load a causal LM and its tokenizer: source resolution, GGUF conversion, device, dtype, quantization."""
+from __future__ import annotations
+
+import importlib.util
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from libs.config import ModelSettings
+from libs.llm.cache import ModelCache
+from libs.llm.sources import ModelSourceError, ResolvedSource, SourceOptions, resolve_source
+from libs.llm.types import ModelDescription
+
+log = logging.getLogger(__name__)
+
+_DTYPES: dict[str, torch.dtype] = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+_BNB_FLAGS: dict[str, Callable[[torch.dtype], dict[str, Any]]] = {
+    "8bit": lambda dtype: {"load_in_8bit": True},
+    "4bit": lambda dtype: {"load_in_4bit": True, "bnb_4bit_compute_dtype": dtype, "bnb_4bit_quant_type": "nf4"},
+}
+
+
+@dataclass
+class LoadedModel:
+    model: Any  # a transformers PreTrainedModel, in eval mode
+    tokenizer: Any  # a transformers tokenizer
+    description: ModelDescription
+    converted: bool  # a GGUF was converted into the disk cache by this load
+    seconds: float
+
+
+def select_device(preference: str) -> torch.device:
+    """`auto`: cuda when available, else cpu; `cuda` without a GPU is a configuration error."""
+    if preference == "cuda" and not torch.cuda.is_available():
+        raise ModelSourceError("MODEL_DEVICE=cuda but no CUDA device is available")
+    if preference == "cpu" or not torch.cuda.is_available():
+        return torch.device("cpu")
+    return torch.device("cuda", torch.cuda.current_device())
+
+
+def select_dtype(preference: str, device: torch.device) -> torch.dtype:
+    """`auto`: bfloat16 on a GPU that supports it, float16 on an older one, float32 on cpu."""
+    if preference != "auto":
+        return _DTYPES[preference]
+    if device.type != "cuda":
+        return torch.float32
+    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+
+
+def quantization_config(settings: ModelSettings, dtype: torch.dtype) -> Any | None:
+    """A BitsAndBytesConfig when quantization is on; a clear error when bitsandbytes is missing."""
+    if not settings.use_quantization:
+        return None
+    if importlib.util.find_spec("bitsandbytes") is None:
+        raise ModelSourceError(
+            f"MODEL_USE_QUANTIZATION asks for {settings.quantization_type} weights but bitsandbytes is not "
+            "installed (pip install 'medai-mesh[quantization]')"
+        )
+    from transformers import BitsAndBytesConfig
+
+    return BitsAndBytesConfig(**_BNB_FLAGS[settings.quantization_type](dtype))
+
+
+def load_model(source: str, revision: str, settings: ModelSettings) -> LoadedModel:
+    """Resolve, convert when needed (once, cached), and load onto the selected device. Blocking."""
+    started = time.perf_counter()
+    cache = ModelCache(settings.cache_dir)
+    options = SourceOptions(revision=revision, allow_pickle=settings.allow_pickle,
+                            hub_cache_dir=settings.cache_dir / "hub", trust_remote_code=settings.trust_remote_code)
+    resolved = resolve_source(source, options)
+    folder, converted = _loadable_folder(resolved, cache)
+    device = select_device(settings.device)
+    dtype = select_dtype(settings.dtype, device)
+    quantization = quantization_config(settings, dtype)
+    model = _load_weights(folder, resolved, settings, device, dtype, quantization)
+    tokenizer = _load_tokenizer(folder, settings)
+    description = ModelDescription(
+        device=str(next(model.parameters()).device),
+        dtype=str(dtype).removeprefix("torch."),
+        quantization=settings.quantization_type if quantization is not None else "none",
+        parameter_count=sum(parameter.numel() for parameter in model.parameters()),
+        memory_bytes=int(model.get_memory_footprint()),
+        context_length=context_length(model.config, tokenizer),
+        revision=resolved.revision,
+        loaded_at=datetime.now(UTC),
+    )
+    seconds = time.perf_counter() - started
+    log.info("model loaded", extra={"kind": resolved.kind, "device": description.device, "dtype": description.dtype,
+                                    "converted": converted, "seconds": round(seconds, 2)})
+    return LoadedModel(model, tokenizer, description, converted, seconds)
+
+
+def context_length(config: Any, tokenizer: Any) -> int:
+    """Positions the model can attend to (the tokenizer's limit when the config names none)."""
+    for name in ("max_position_embeddings", "n_positions", "max_sequence_length", "seq_length"):
+        value = getattr(config, name, None)
+        if isinstance(value, int) and value > 0:
+            return value
+    return int(min(tokenizer.model_max_length, 1 << 20))
+
+
+def _loadable_folder(resolved: ResolvedSource, cache: ModelCache) -> tuple[Path, bool]:
+    if not resolved.is_gguf:
+        return resolved.folder, False
+    return cache.get_or_build(Path(resolved.gguf_file or "").stem, resolved.fingerprint(),
+                              lambda target: convert_gguf(resolved, target))
+
+
+def convert_gguf(resolved: ResolvedSource, target: Path) -> None:
+    """Dequantize a GGUF into safetensors + tokenizer files in `target` (slow: seconds to minutes)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model = AutoModelForCausalLM.from_pretrained(resolved.folder, gguf_file=resolved.gguf_file)
+    # The GGUF loader marks the model as quantized; its weights are plain tensors by now.
+    model.hf_quantizer = None
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    model.save_pretrained(target)
+    AutoTokenizer.from_pretrained(resolved.folder, gguf_file=resolved.gguf_file).save_pretrained(target)
+
+
+def _load_weights(folder: Path, resolved: ResolvedSource, settings: ModelSettings, device: torch.device,
+                  dtype: torch.dtype, quantization: Any | None) -> Any:
+    from transformers import AutoModelForCausalLM
+
+    kwargs: dict[str, Any] = {"dtype": dtype, "use_safetensors": not resolved.pickle_weights,
+                              "trust_remote_code": settings.trust_remote_code}
+    if quantization is not None:
+        kwargs |= {"quantization_config": quantization, "device_map": {"": str(device)}}
+    model = AutoModelForCausalLM.from_pretrained(folder, **kwargs)
+    if quantization is None:
+        model = model.to(device)
+    return model.eval()
+
+
+def _load_tokenizer(folder: Path, settings: ModelSettings) -> Any:
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(folder, trust_remote_code=settings.trust_remote_code)

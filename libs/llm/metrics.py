@@ -1,0 +1,19 @@
+"""Prometheus metrics of the language-model engine, labelled by model_id only (never request content)."""
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+_LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+
+TIME_TO_FIRST_TOKEN = Histogram(
+    "medai_time_to_first_token_seconds", "Time from a request's arrival to its first generated token",
+    ["model_id"], buckets=_LATENCY_BUCKETS,
+)
+INTER_TOKEN_LATENCY = Histogram(
+    "medai_inter_token_latency_seconds", "Time between two generated tokens of one sequence",
+    ["model_id"], buckets=_LATENCY_BUCKETS,
+)
+PROMPT_TOKENS = Counter("medai_prompt_tokens_total", "Prompt tokens processed", ["model_id"])
+GENERATION_TOKENS = Counter("medai_generation_tokens_total", "Tokens generated", ["model_id"])
+REQUESTS_RUNNING = Gauge("medai_num_requests_running", "Sequences being decoded", ["model_id"])
+REQUESTS_WAITING = Gauge("medai_num_requests_waiting", "Requests waiting for a decode slot", ["model_id"])

@@ -1,0 +1,112 @@
+"""One sequence being decoded: its KV cache, sampler, detokenizer and stop strings (decode-thread side)."""
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from libs.llm import metrics
+from libs.llm.detokenize import IncrementalDetokenizer
+from libs.llm.runner import ModelRunner
+from libs.llm.sampling import TokenSampler
+from libs.llm.stops import StopMatcher
+from libs.llm.types import FinishReason, TextDelta, Usage
+from libs.validation import GenerationParams
+
+# Where a sequence delivers its events (text deltas, or the error that ended it); must be thread-safe.
+EventSink = Callable[[TextDelta | BaseException], None]
+
+
+@dataclass(frozen=True)
+class SequenceSpec:
+    model_id: str
+    prompt_ids: Sequence[int]
+    params: GenerationParams
+    max_new_tokens: int
+    eos_ids: frozenset[int]
+    arrived_at: float  # time.perf_counter() when the request arrived
+
+
+class DecodeSequence:
+    """Advances by one token per `step`; the decode loop owns it while it runs."""
+
+    def __init__(self, spec: SequenceSpec, tokenizer: Any, runner: ModelRunner, sink: EventSink,
+                 on_finish: Callable[[], None]) -> None:
+        self.spec = spec
+        self._sink = sink
+        self._on_finish = on_finish
+        self._sampler = TokenSampler(spec.params, runner.device)
+        self._detokenizer = IncrementalDetokenizer(tokenizer, spec.prompt_ids)
+        self._stops = StopMatcher(spec.params.stop)
+        self._token_ids = list(spec.prompt_ids)
+        self._cache: Any = None
+        self._generated = 0
+        self._index = 0
+        self._last_token_at = 0.0
+        self._cancelled = False
+        self.finished = False
+
+    def cancel(self) -> None:
+        """Ask the decode loop to drop this sequence before its next step (any thread)."""
+        self._cancelled = True
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancelled
+
+    def step(self, runner: ModelRunner) -> bool:
+        """Decode one token (the first call also runs the prompt); True once the sequence finished."""
+        if self._cache is None:
+            self._cache = runner.new_cache()
+            logits = runner.next_token_logits(self._token_ids, self._cache)
+            metrics.PROMPT_TOKENS.labels(self.spec.model_id).inc(len(self._token_ids))
+        else:
+            logits = runner.next_token_logits(self._token_ids[-1:], self._cache)
+        token = self._sampler(self._token_ids, logits)
+        self._token_ids.append(token)
+        self._generated += 1
+        self._observe_token()
+        if token in self.spec.eos_ids:
+            return self.finish("eos", self._stops.flush())
+        text, stopped = self._stops.feed(self._detokenizer.push(token))
+        if stopped:
+            return self.finish("stop", text)
+        if self._generated >= self.spec.max_new_tokens:
+            return self.finish("length", text + self._stops.flush())
+        if text:
+            self._emit(TextDelta(self._index, text))
+        return False
+
+    def finish(self, reason: FinishReason, text: str = "") -> bool:
+        """Deliver the last event and free the slot (idempotent)."""
+        if not self.finished:
+            self.finished = True
+            # Slot first: by the time the caller sees the end, its slot is free for its next request.
+            self._release()
+            self._emit(TextDelta(self._index, text, reason, Usage(len(self.spec.prompt_ids), self._generated)))
+        return True
+
+    def fail(self, error: BaseException) -> None:
+        if not self.finished:
+            self.finished = True
+            self._release()
+            self._sink(error)
+
+    def _emit(self, delta: TextDelta) -> None:
+        self._index += 1
+        self._sink(delta)
+
+    def _release(self) -> None:
+        self._cache = None  # the KV cache is the bulk of a sequence's memory
+        self._on_finish()
+
+    def _observe_token(self) -> None:
+        now = time.perf_counter()
+        labels = (self.spec.model_id,)
+        if self._generated == 1:
+            metrics.TIME_TO_FIRST_TOKEN.labels(*labels).observe(now - self.spec.arrived_at)
+        else:
+            metrics.INTER_TOKEN_LATENCY.labels(*labels).observe(now - self._last_token_at)
+        metrics.GENERATION_TOKENS.labels(*labels).inc()
+        self._last_token_at = now

@@ -1,0 +1,1 @@
+"""Conversation worker: multi-turn chat with owner-scoped server-side sessions."""

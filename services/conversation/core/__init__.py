@@ -1,0 +1,1 @@
+"""Conversation domain: sessions, context fitting and chat turns (no gRPC here)."""

@@ -1,0 +1,49 @@
+"""Conversation server assembly: `build_deps(settings)` and `create_server(settings, deps)`."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import grpc
+
+from libs.config import ConversationSettings
+from libs.llm.engine import EngineConfig, LLMEngine
+from libs.rpc.health import HealthReporter
+from libs.rpc.server import new_server
+from libs.stores.sessions import InMemorySessionStore, SessionStore
+from medai.common.v1 import models_pb2, models_pb2_grpc
+from medai.conversation.v1 import conversation_pb2, conversation_pb2_grpc
+from services.conversation.core.conversation import ConversationCore
+from services.conversation.servicer import ConversationServicer
+from services.generation.servicer import ModelCatalogServicer
+
+SERVICE_NAMES = [
+    conversation_pb2.DESCRIPTOR.services_by_name["Conversation"].full_name,
+    models_pb2.DESCRIPTOR.services_by_name["ModelCatalog"].full_name,
+]
+
+
+@dataclass
+class ConversationDeps:
+    core: ConversationCore
+    health: HealthReporter
+
+
+def session_store(settings: ConversationSettings) -> SessionStore:
+    """The in-process store (a Redis store for `APP_REDIS_URL` is a later addition)."""
+    return InMemorySessionStore(settings.session_ttl_seconds, settings.max_turns, settings.max_sessions)
+
+
+async def build_deps(settings: ConversationSettings) -> ConversationDeps:
+    """Health NOT_SERVING and a core whose model is not loaded yet (`core.start` loads and warms it)."""
+    health = HealthReporter(SERVICE_NAMES)
+    await health.set_serving(False)
+    engine = LLMEngine(EngineConfig.from_settings(settings))
+    return ConversationDeps(ConversationCore(settings, engine, session_store(settings), health), health)
+
+
+def create_server(settings: ConversationSettings, deps: ConversationDeps) -> tuple[grpc.aio.Server, int]:
+    def register(server: grpc.aio.Server) -> None:
+        conversation_pb2_grpc.add_ConversationServicer_to_server(ConversationServicer(deps.core), server)
+        models_pb2_grpc.add_ModelCatalogServicer_to_server(ModelCatalogServicer(deps.core.catalog), server)
+
+    return new_server(settings, deps.health, SERVICE_NAMES, register)

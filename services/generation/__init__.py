@@ -1,0 +1,1 @@
+"""Text-generation worker: streams tokens from one causal language model."""
