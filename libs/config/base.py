@@ -82,7 +82,6 @@ class ServingSettings(BaseSettings):
     max_new_tokens_limit: int = Field(default=512, ge=1)
     default_max_new_tokens: int = Field(default=64, ge=1)
     max_input_chars: int = Field(default=32_000, ge=1)
-    max_batch_size: int = Field(default=32, ge=1)
     warmup: bool = True
 
 

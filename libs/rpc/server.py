@@ -10,6 +10,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from opentelemetry.instrumentation.grpc import aio_server_interceptor
+from opentelemetry.instrumentation.grpc.filters import any_of, negate, service_prefix
 
 from libs.config import ServiceSettings
 from libs.rpc.channels import MAX_MESSAGE_BYTES
@@ -17,6 +18,10 @@ from libs.rpc.health import HealthReporter
 from libs.rpc.interceptors import CallContextInterceptor, ErrorInterceptor
 
 log = logging.getLogger(__name__)
+
+# Not traced: long-lived probes, not requests (and their handlers are not async generators,
+# which the tracing interceptor assumes for server streams).
+_UNTRACED = negate(any_of(service_prefix("grpc.health.v1."), service_prefix("grpc.reflection.")))
 
 
 def new_server(
@@ -28,7 +33,7 @@ def new_server(
     """A server with the mesh's interceptors, health and (in development) reflection, bound
     to settings.host:settings.port (port 0 picks a free one); returns it and the bound port."""
     server = grpc.aio.server(
-        interceptors=[aio_server_interceptor(), CallContextInterceptor(), ErrorInterceptor()],
+        interceptors=[aio_server_interceptor(filter_=_UNTRACED), CallContextInterceptor(), ErrorInterceptor()],
         options=[
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),

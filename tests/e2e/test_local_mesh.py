@@ -27,7 +27,7 @@ pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[2]
 READY_LINE = "MedServe is up"
-READY_TIMEOUT_SECONDS = 900
+READY_TIMEOUT_SECONDS = 600
 PHI_TEXT = "Patient John Q. Smith, SSN 123-45-6789, lives at 12 Elm Street"
 
 

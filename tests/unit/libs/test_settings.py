@@ -64,3 +64,14 @@ def test_env_example_documents_every_variable():
     expected = set().union(*(env_names(cls) for cls in SETTINGS_CLASSES))
     assert expected - documented == set()
     assert documented - expected == set()
+
+
+def test_env_example_loads_as_a_dotenv_file_and_matches_the_defaults(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    defaults = {cls: cls().model_dump() for cls in SETTINGS_CLASSES}
+    (tmp_path / ".env").write_text((ROOT / ".env.example").read_text())
+    for cls in SETTINGS_CLASSES:
+        assert cls().model_dump() == defaults[cls], cls.__name__
+    edited = (ROOT / ".env.example").read_text().replace("GATEWAY_PORT=50051", "GATEWAY_PORT=50999")
+    (tmp_path / ".env").write_text(edited)
+    assert GatewaySettings().port == 50999  # the file really is read

@@ -120,3 +120,25 @@ async def test_health_is_not_serving_until_the_service_says_so():
     finally:
         await channel.close()
         await server.stop(0)
+
+
+async def test_health_watch_streams_status_changes_through_the_mesh_interceptors():
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    settings = GenerationSettings(host="127.0.0.1", port=0, metrics_port=0)
+    health = HealthReporter(["medai.common.v1.ModelCatalog"])
+    server, port = new_server(settings, health, ["medai.common.v1.ModelCatalog"],
+                              lambda s: models_pb2_grpc.add_ModelCatalogServicer_to_server(RaisingCatalog(), s))
+    await server.start()
+    channel = open_channel(f"127.0.0.1:{port}")
+    try:
+        watch = health_pb2_grpc.HealthStub(channel).Watch(health_pb2.HealthCheckRequest(service=""))
+        first = await watch.read()
+        await health.set_serving(True)
+        second = await watch.read()
+        watch.cancel()
+        assert (first.status, second.status) == (health_pb2.HealthCheckResponse.NOT_SERVING,
+                                                 health_pb2.HealthCheckResponse.SERVING)
+    finally:
+        await channel.close()
+        await server.stop(0)
