@@ -1,6 +1,7 @@
-"""Gateway server assembly: `create_server(settings, deps)`."""
+"""Gateway server assembly: `build_deps(settings)` and `create_server(settings, deps)`."""
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import grpc
@@ -8,8 +9,15 @@ import grpc
 from libs.config import GatewaySettings
 from libs.rpc.health import HealthReporter
 from libs.rpc.server import new_server
+from libs.security.secret import load_secret
+from libs.stores.db import Database, open_database
+from libs.stores.keys import KeyStore
 from medai.gateway.v1 import gateway_pb2, gateway_pb2_grpc
-from services.gateway.core.gateway import Gateway
+from services.gateway.clients import ComplianceClient, MonitorClient
+from services.gateway.core.auth import Authenticator
+from services.gateway.core.catalog import ModelCatalog
+from services.gateway.core.gateway import Gateway, GatewayLimits
+from services.gateway.core.model import ServiceStatus
 from services.gateway.servicer import GatewayServicer
 
 SERVICE_NAMES = [gateway_pb2.DESCRIPTOR.services_by_name["Gateway"].full_name]
@@ -19,6 +27,34 @@ SERVICE_NAMES = [gateway_pb2.DESCRIPTOR.services_by_name["Gateway"].full_name]
 class GatewayDeps:
     gateway: Gateway
     health: HealthReporter
+    keys: KeyStore
+    db: Database
+    compliance: ComplianceClient
+    monitor: MonitorClient
+
+    async def close(self) -> None:
+        await self.compliance.close()
+        await self.monitor.close()
+        await self.db.close()
+
+
+async def build_deps(settings: GatewaySettings) -> GatewayDeps:
+    """The key store (migrated), clients of compliance and the monitor, and the gateway core."""
+    db = await open_database(settings.app.resolved_database_url())
+    keys = KeyStore(db, load_secret(settings.app))
+    await keys.migrate()
+    compliance = ComplianceClient(settings.compliance_address)
+    monitor = MonitorClient(settings.monitor_address)
+    limits = GatewayLimits(
+        max_in_flight=settings.max_in_flight,
+        default_deadline_seconds=settings.default_deadline_seconds,
+        max_inputs=settings.max_inputs,
+        max_input_chars=settings.max_input_chars,
+    )
+    gateway = Gateway(Authenticator(keys, settings.key_cache_ttl_seconds),
+                      ModelCatalog(compliance, settings.catalog_ttl_seconds), compliance, monitor, limits,
+                      ServiceStatus("SERVING", time.time()))
+    return GatewayDeps(gateway, HealthReporter(SERVICE_NAMES), keys, db, compliance, monitor)
 
 
 def create_server(settings: GatewaySettings, deps: GatewayDeps) -> tuple[grpc.aio.Server, int]:

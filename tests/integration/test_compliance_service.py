@@ -6,59 +6,20 @@ import contextlib
 import threading
 import time
 from collections.abc import AsyncIterator
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 
 import grpc
 import pytest
 from google.protobuf import json_format, struct_pb2
-from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1 import health_pb2
 
-from libs.config import AppSettings, ComplianceSettings
-from libs.rpc.health import HealthReporter
-from medai.common.v1 import inference_pb2, models_pb2, models_pb2_grpc
-from medai.compliance.v1 import compliance_pb2, compliance_pb2_grpc
-from services.compliance.core.service import ComplianceCore
-from services.compliance.server import SERVICE_NAMES, ComplianceDeps, create_server
-from services.compliance.workers import GrpcWorkers
+from medai.common.v1 import inference_pb2, models_pb2
+from medai.compliance.v1 import compliance_pb2
+from tests.fixtures.compliance import Compliance, running_compliance
 from tests.support.spy_worker import CHAT_MODEL, EMB_MODEL, GEN_MODEL, SpyWorker, running_spy
 
 PHI = ("John Smith", "617-555-0123", "john.smith@example.com", "536-22-8145")
 NOTE = "John Smith (SSN 536-22-8145, phone 617-555-0123, john.smith@example.com) has a cough."
 CALLER = inference_pb2.Caller(request_id="req-42", principal_id="key-7", role="clinician")
-
-
-@dataclass
-class Compliance:
-    core: ComplianceCore
-    stub: compliance_pb2_grpc.ComplianceStub
-    catalog: models_pb2_grpc.ModelCatalogStub
-    health: health_pb2_grpc.HealthStub
-    reporter: HealthReporter
-
-
-@contextlib.asynccontextmanager
-async def running_compliance(addresses: list[str], deidentifier, *, start: bool = True,
-                             **overrides) -> AsyncIterator[Compliance]:
-    settings = ComplianceSettings(host="127.0.0.1", port=0, metrics_port=0, app=AppSettings(environment="test"),
-                                  workers=addresses, **overrides)
-    executor = ThreadPoolExecutor(1)
-    workers = GrpcWorkers()
-    core = ComplianceCore.from_settings(settings, workers, executor)
-    health = HealthReporter(SERVICE_NAMES)
-    server, port = create_server(settings, ComplianceDeps(core, health))
-    await server.start()
-    channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
-    try:
-        if start:
-            await core.start(lambda: deidentifier, health)
-        yield Compliance(core, compliance_pb2_grpc.ComplianceStub(channel),
-                         models_pb2_grpc.ModelCatalogStub(channel), health_pb2_grpc.HealthStub(channel), health)
-    finally:
-        await channel.close()
-        await server.stop(None)
-        await workers.close()
-        executor.shutdown()
 
 
 @pytest.fixture

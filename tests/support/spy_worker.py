@@ -37,6 +37,7 @@ class Recorded:
 class SpyState:
     models: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_MODELS))
     reply: str = "Rest and fluids."
+    status: str = "SERVING"  # what the catalogue reports for every model
     fail_with: tuple[grpc.StatusCode, str] | None = None
     # Set: GenerateStream sends its first chunk, then waits for this event (or for cancellation).
     hold_stream: asyncio.Event | None = None
@@ -74,7 +75,8 @@ class SpyCatalog(models_pb2_grpc.ModelCatalogServicer):
         await self.state.record("ListModels", request, context)
         return models_pb2.ListModelsResponse(models=[
             models_pb2.ModelInfo(model_id=model_id, model_type=model_type, model_version=MODEL_VERSION,
-                                 status="SERVING", device="cpu", limits=models_pb2.ModelLimits(max_new_tokens=64))
+                                 status=self.state.status, device="cpu",
+                                 limits=models_pb2.ModelLimits(max_new_tokens=64))
             for model_id, model_type in self.state.models.items()
         ])
 

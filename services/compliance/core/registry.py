@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from libs.errors import ModelNotFound
 from services.compliance.core.ports import CatalogClient
-from services.compliance.core.types import UNAVAILABLE, ModelInfo
+from services.compliance.core.types import SERVING, UNAVAILABLE, ModelInfo
 
 log = logging.getLogger(__name__)
 
@@ -66,9 +66,10 @@ class ModelRegistry:
         await asyncio.shield(self._refreshing)  # one waiter's cancellation must not cancel the others' refresh
 
     async def run(self) -> None:
-        """Refresh forever, every `refresh_seconds` (a background job; cancel to stop)."""
+        """Refresh forever (a background job; cancel to stop): every `refresh_seconds` once every
+        worker answers and every model serves, faster while one is down or still warming up."""
         while True:
-            await asyncio.sleep(self._refresh_seconds)
+            await asyncio.sleep(self._refresh_seconds if self._settled else self._miss_refresh_seconds)
             await self.refresh()
 
     async def route(self, model_id: str) -> Route:
@@ -91,6 +92,12 @@ class ModelRegistry:
     @property
     def _refresh_running(self) -> bool:
         return self._refreshing is not None and not self._refreshing.done()
+
+    @property
+    def _settled(self) -> bool:
+        return all(self._reachable.values()) and all(
+            info.status == SERVING for models in self._models.values() for info in models.values()
+        )
 
     @property
     def _refresh_due(self) -> bool:

@@ -125,3 +125,22 @@ async def test_catalog_filters_by_type_and_refuses_unknown_types(workers):
         assert raised.value.field == "model_type"
         health = await catalog.model_health(GEN_MODEL, 5.0)
         assert (health.status, health.requests_running) == ("SERVING", 1)
+
+
+async def test_a_warming_model_is_seen_serving_soon_not_after_the_long_interval(workers):
+    async with running_spy() as spy:
+        spy.state.status = "NOT_SERVING"
+        registry = ModelRegistry([spy.address], workers, refresh_seconds=600.0, timeout_seconds=2.0,
+                                 miss_refresh_seconds=0.05)
+        await registry.refresh()
+        assert {info.status for info in registry.models()} == {"NOT_SERVING"}
+        refreshing = asyncio.create_task(registry.run())
+        try:
+            spy.state.status = "SERVING"
+
+            async def serving() -> bool:
+                return {info.status for info in registry.models()} == {"SERVING"}
+
+            await until(serving)
+        finally:
+            refreshing.cancel()
