@@ -1,58 +1,15 @@
 """The model catalogue of a worker that serves one engine: list, details, health."""
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from libs.errors import ModelNotFound
+from libs.catalog import NOT_SERVING, SERVING, ModelCard, ModelHealthReport, ModelLimits, SingleModelCatalog
 from libs.llm.engine import LLMEngine
 
-SERVING = "SERVING"
-NOT_SERVING = "NOT_SERVING"
 BACKEND = "transformers"
 
 
-@dataclass(frozen=True)
-class ModelLimits:
-    max_input_tokens: int
-    max_new_tokens: int
-    max_batch_size: int
-    max_concurrent_requests: int
-    max_queue: int
-
-
-@dataclass(frozen=True)
-class ModelCard:
-    """One model's details; load-time fields are empty until the model is loaded."""
-
-    model_id: str
-    model_type: str
-    model_version: str
-    status: str
-    source: str
-    revision: str
-    quantization: str
-    device: str
-    dtype: str
-    parameter_count: int
-    memory_bytes: int
-    context_length: int
-    limits: ModelLimits
-    backend: str
-    description: str
-    loaded_at: datetime | None
-
-
-@dataclass(frozen=True)
-class ModelHealthReport:
-    model_id: str
-    status: str
-    requests_running: int
-    requests_waiting: int
-    checked_at: datetime
-
-
-class EngineCatalog:
+class EngineCatalog(SingleModelCatalog):
     """Answers catalogue questions about the engine's one model."""
 
     def __init__(self, engine: LLMEngine, model_type: str, description: str = "") -> None:
@@ -69,16 +26,7 @@ class EngineCatalog:
         loaded = self._engine.description
         return loaded.revision if loaded else self._engine.config.revision
 
-    def check_model(self, model_id: str) -> None:
-        """ModelNotFound unless model_id names this worker's model (empty means it too)."""
-        if model_id and model_id != self.model_id:
-            raise ModelNotFound(model_id)
-
-    def list_models(self, model_type: str = "") -> list[ModelCard]:
-        return [self.model_info(self.model_id)] if model_type in ("", self.model_type) else []
-
-    def model_info(self, model_id: str) -> ModelCard:
-        self.check_model(model_id)
+    def describe(self) -> ModelCard:
         engine, loaded = self._engine, self._engine.description
         serving = engine.config.serving
         limits = ModelLimits(
@@ -100,8 +48,7 @@ class EngineCatalog:
             loaded_at=loaded.loaded_at if loaded else None,
         )
 
-    def model_health(self, model_id: str) -> ModelHealthReport:
-        self.check_model(model_id)
+    def health_report(self) -> ModelHealthReport:
         admission = self._engine.admission
         return ModelHealthReport(self.model_id, self.status(), admission.running, admission.waiting, datetime.now(UTC))
 

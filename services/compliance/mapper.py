@@ -1,13 +1,13 @@
-"""All protobuf <-> domain conversion of the compliance service (public API and worker APIs)."""
+"""Protobuf <-> domain conversion of the compliance service, public API and worker APIs (catalogue: libs.rpc)."""
 from __future__ import annotations
 
 import dataclasses
-from datetime import UTC, datetime
 
-from google.protobuf import json_format, struct_pb2, timestamp_pb2
+from google.protobuf import json_format, struct_pb2
 
+from libs.rpc.timestamps import timestamp_to_pb
 from libs.validation import GenerationParams
-from medai.common.v1 import inference_pb2, models_pb2
+from medai.common.v1 import inference_pb2
 from medai.conversation.v1 import conversation_pb2
 from medai.embedding.v1 import embedding_pb2
 from medai.generation.v1 import generation_pb2
@@ -21,9 +21,6 @@ from services.compliance.core.types import (
     GenerateCall,
     Generated,
     GeneratedChunk,
-    ModelHealth,
-    ModelInfo,
-    ModelLimits,
     Outputs,
     PredictInput,
     PredictResult,
@@ -32,8 +29,6 @@ from services.compliance.core.types import (
     Usage,
 )
 
-_INFO_SCALARS = tuple(f.name for f in dataclasses.fields(ModelInfo) if f.name not in ("limits", "loaded_at"))
-_LIMIT_FIELDS = tuple(f.name for f in dataclasses.fields(ModelLimits))
 _GENERATION_OPTIONALS = ("max_new_tokens", "temperature", "top_p", "top_k", "repetition_penalty", "seed")
 
 
@@ -77,7 +72,7 @@ def predict_response_to_pb(result: PredictResult) -> inference_pb2.PredictRespon
         model_id=result.model_id,
         outputs=outputs_to_pb(result.outputs),
         processing_time=result.processing_time,
-        timestamp=_timestamp(result.timestamp),
+        timestamp=timestamp_to_pb(result.timestamp),
         metadata=inference_pb2.PredictMetadata(**dataclasses.asdict(metadata)),
     )
 
@@ -118,41 +113,6 @@ def usage_to_pb(usage: Usage) -> inference_pb2.Usage:
 
 def usage_from_pb(usage: inference_pb2.Usage) -> Usage:
     return Usage(prompt_tokens=usage.prompt_tokens, generated_tokens=usage.generated_tokens)
-
-
-# Model catalogue
-
-
-def model_info_from_pb(info: models_pb2.ModelInfo) -> ModelInfo:
-    return ModelInfo(
-        **{name: getattr(info, name) for name in _INFO_SCALARS},
-        limits=ModelLimits(**{name: getattr(info.limits, name) for name in _LIMIT_FIELDS}),
-        loaded_at=info.loaded_at.ToDatetime(tzinfo=UTC) if info.HasField("loaded_at") else None,
-    )
-
-
-def model_info_to_pb(info: ModelInfo) -> models_pb2.ModelInfo:
-    return models_pb2.ModelInfo(
-        **{name: getattr(info, name) for name in _INFO_SCALARS},
-        limits=models_pb2.ModelLimits(**dataclasses.asdict(info.limits)),
-        loaded_at=_timestamp(info.loaded_at) if info.loaded_at else None,
-    )
-
-
-def model_health_from_pb(health: models_pb2.ModelHealth) -> ModelHealth:
-    return ModelHealth(
-        model_id=health.model_id, status=health.status, requests_running=health.requests_running,
-        requests_waiting=health.requests_waiting,
-        checked_at=health.checked_at.ToDatetime(tzinfo=UTC) if health.HasField("checked_at") else None,
-    )
-
-
-def model_health_to_pb(health: ModelHealth) -> models_pb2.ModelHealth:
-    return models_pb2.ModelHealth(
-        model_id=health.model_id, status=health.status, requests_running=health.requests_running,
-        requests_waiting=health.requests_waiting,
-        checked_at=_timestamp(health.checked_at) if health.checked_at else None,
-    )
 
 
 # Worker APIs
@@ -206,10 +166,3 @@ def chat_reply_from_pb(response: conversation_pb2.ChatResponse) -> ChatReply:
 
 def chat_chunk_from_pb(chunk: conversation_pb2.ChatChunk) -> ChatChunk:
     return ChatChunk(session_id=chunk.session_id, chunk=generated_chunk_from_pb(chunk.chunk))
-
-
-def _timestamp(moment: datetime) -> timestamp_pb2.Timestamp:
-    stamp = timestamp_pb2.Timestamp()
-    stamp.FromDatetime(moment)
-    return stamp
-

@@ -5,6 +5,7 @@ from collections.abc import AsyncIterator
 
 import grpc
 
+from libs.rpc.catalog import list_models_to_pb, model_card_to_pb, model_health_to_pb
 from libs.rpc.context import current_request_id
 from medai.common.v1 import inference_pb2, models_pb2, models_pb2_grpc
 from medai.compliance.v1 import compliance_pb2, compliance_pb2_grpc
@@ -50,21 +51,23 @@ class ComplianceServicer(compliance_pb2_grpc.ComplianceServicer):
 
 
 class ModelCatalogServicer(models_pb2_grpc.ModelCatalogServicer):
-    """medai.common.v1.ModelCatalog aggregated over every worker."""
+    """medai.common.v1.ModelCatalog aggregated over every worker.
+
+    Not `libs.rpc.catalog.ModelCatalogServicer`: lookups here are async and health takes the caller's deadline.
+    """
 
     def __init__(self, catalog: ModelCatalog) -> None:
         self._catalog = catalog
 
     async def ListModels(self, request: models_pb2.ListModelsRequest,
                          context: grpc.aio.ServicerContext) -> models_pb2.ListModelsResponse:
-        models = self._catalog.list_models(request.model_type)
-        return models_pb2.ListModelsResponse(models=[mapper.model_info_to_pb(info) for info in models])
+        return list_models_to_pb(self._catalog.list_models(request.model_type))
 
     async def GetModelInfo(self, request: models_pb2.GetModelInfoRequest,
                            context: grpc.aio.ServicerContext) -> models_pb2.ModelInfo:
-        return mapper.model_info_to_pb(await self._catalog.model_info(request.model_id))
+        return model_card_to_pb(await self._catalog.model_info(request.model_id))
 
     async def GetModelHealth(self, request: models_pb2.GetModelHealthRequest,
                              context: grpc.aio.ServicerContext) -> models_pb2.ModelHealth:
         health = await self._catalog.model_health(request.model_id, context.time_remaining())
-        return mapper.model_health_to_pb(health)
+        return model_health_to_pb(health)

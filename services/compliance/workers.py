@@ -11,7 +11,9 @@ from collections.abc import AsyncIterator, Sequence
 
 import grpc
 
+from libs.catalog import ModelCard, ModelHealthReport
 from libs.errors import NotReady
+from libs.rpc.catalog import model_card_from_pb, model_health_from_pb
 from libs.rpc.channels import open_channel
 from libs.rpc.status import translated_rpc_errors
 from medai.common.v1 import models_pb2, models_pb2_grpc
@@ -28,8 +30,6 @@ from services.compliance.core.types import (
     GenerateCall,
     Generated,
     GeneratedChunk,
-    ModelHealth,
-    ModelInfo,
 )
 
 # Read-only services: the channel retries them once on UNAVAILABLE.
@@ -68,17 +68,17 @@ class GrpcWorkers:
         for channel in channels:
             await channel.close()
 
-    async def list_models(self, address: str, timeout: float | None) -> Sequence[ModelInfo]:
+    async def list_models(self, address: str, timeout: float | None) -> Sequence[ModelCard]:
         stub = models_pb2_grpc.ModelCatalogStub(self._channel(address))
         async with _worker_errors():
             response = await stub.ListModels(models_pb2.ListModelsRequest(), timeout=timeout)
-        return [mapper.model_info_from_pb(info) for info in response.models]
+        return [model_card_from_pb(info) for info in response.models]
 
-    async def model_health(self, address: str, model_id: str, timeout: float | None) -> ModelHealth:
+    async def model_health(self, address: str, model_id: str, timeout: float | None) -> ModelHealthReport:
         stub = models_pb2_grpc.ModelCatalogStub(self._channel(address))
         async with _worker_errors():
             response = await stub.GetModelHealth(models_pb2.GetModelHealthRequest(model_id=model_id), timeout=timeout)
-        return mapper.model_health_from_pb(response)
+        return model_health_from_pb(response)
 
     async def generate(self, address: str, call: GenerateCall, timeout: float | None) -> Generated:
         stub = generation_pb2_grpc.GenerationStub(self._channel(address))

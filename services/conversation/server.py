@@ -7,6 +7,7 @@ import grpc
 
 from libs.config import ConversationSettings
 from libs.llm.engine import EngineConfig, LLMEngine
+from libs.rpc.catalog import ModelCatalogServicer
 from libs.rpc.health import HealthReporter
 from libs.rpc.server import new_server
 from libs.stores.sessions import InMemorySessionStore, SessionStore
@@ -14,7 +15,6 @@ from medai.common.v1 import models_pb2, models_pb2_grpc
 from medai.conversation.v1 import conversation_pb2, conversation_pb2_grpc
 from services.conversation.core.conversation import ConversationCore
 from services.conversation.servicer import ConversationServicer
-from services.generation.servicer import ModelCatalogServicer
 
 SERVICE_NAMES = [
     conversation_pb2.DESCRIPTOR.services_by_name["Conversation"].full_name,

@@ -6,12 +6,13 @@ from dataclasses import dataclass
 import grpc
 
 from libs.config import EmbeddingSettings
+from libs.rpc.catalog import ModelCatalogServicer
 from libs.rpc.health import HealthReporter
 from libs.rpc.server import new_server
 from medai.common.v1 import models_pb2, models_pb2_grpc
 from medai.embedding.v1 import embedding_pb2, embedding_pb2_grpc
 from services.embedding.core.embedder import Embedder, EmbedderConfig
-from services.embedding.servicer import EmbeddingServicer, ModelCatalogServicer
+from services.embedding.servicer import EmbeddingServicer
 
 SERVICE_NAMES = [
     embedding_pb2.DESCRIPTOR.services_by_name["Embedding"].full_name,

@@ -4,14 +4,13 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 
+from libs.catalog import TEXT_GENERATION
 from libs.config import GenerationSettings
 from libs.lifecycle import Readiness
 from libs.llm.catalog import EngineCatalog
 from libs.llm.engine import LLMEngine
 from libs.llm.types import ChatMessage, Completion, Prompt, TextDelta
 from libs.validation import GenerationParams, validate_inputs
-
-MODEL_TYPE = "text-generation"
 
 
 @dataclass(frozen=True)
@@ -28,7 +27,7 @@ class GenerationCore:
         self._settings = settings
         self._engine = engine
         self._readiness = readiness
-        self.catalog = EngineCatalog(engine, MODEL_TYPE)
+        self.catalog = EngineCatalog(engine, TEXT_GENERATION)
 
     @property
     def model_version(self) -> str:

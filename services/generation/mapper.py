@@ -1,14 +1,9 @@
 """Protobuf <-> domain conversion for the language-model workers (generation; reused by conversation)."""
 from __future__ import annotations
 
-from datetime import datetime
-
-from google.protobuf.timestamp_pb2 import Timestamp
-
-from libs.llm.catalog import ModelCard, ModelHealthReport
 from libs.llm.types import Completion, TextDelta, Usage
 from libs.validation import GenerationParams
-from medai.common.v1 import inference_pb2, models_pb2
+from medai.common.v1 import inference_pb2
 from medai.generation.v1 import generation_pb2
 from services.generation.core import GenerateCommand
 
@@ -42,37 +37,3 @@ def generate_chunk(delta: TextDelta) -> generation_pb2.GenerateChunk:
     if delta.usage is not None:
         chunk.usage.CopyFrom(usage(delta.usage))
     return chunk
-
-
-def model_info(card: ModelCard) -> models_pb2.ModelInfo:
-    limits = card.limits
-    info = models_pb2.ModelInfo(
-        model_id=card.model_id, model_type=card.model_type, model_version=card.model_version, status=card.status,
-        source=card.source, revision=card.revision, quantization=card.quantization, device=card.device,
-        dtype=card.dtype, parameter_count=card.parameter_count, memory_bytes=card.memory_bytes,
-        context_length=card.context_length, backend=card.backend, description=card.description,
-        limits=models_pb2.ModelLimits(
-            max_input_tokens=limits.max_input_tokens, max_new_tokens=limits.max_new_tokens,
-            max_batch_size=limits.max_batch_size, max_concurrent_requests=limits.max_concurrent_requests,
-            max_queue=limits.max_queue,
-        ),
-    )
-    if card.loaded_at is not None:
-        info.loaded_at.CopyFrom(_timestamp(card.loaded_at))
-    return info
-
-
-def list_models_response(cards: list[ModelCard]) -> models_pb2.ListModelsResponse:
-    return models_pb2.ListModelsResponse(models=[model_info(card) for card in cards])
-
-
-def model_health(report: ModelHealthReport) -> models_pb2.ModelHealth:
-    return models_pb2.ModelHealth(model_id=report.model_id, status=report.status,
-                                  requests_running=report.requests_running, requests_waiting=report.requests_waiting,
-                                  checked_at=_timestamp(report.checked_at))
-
-
-def _timestamp(moment: datetime) -> Timestamp:
-    stamp = Timestamp()
-    stamp.FromDatetime(moment)
-    return stamp

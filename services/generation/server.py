@@ -7,12 +7,13 @@ import grpc
 
 from libs.config import GenerationSettings
 from libs.llm.engine import EngineConfig, LLMEngine
+from libs.rpc.catalog import ModelCatalogServicer
 from libs.rpc.health import HealthReporter
 from libs.rpc.server import new_server
 from medai.common.v1 import models_pb2, models_pb2_grpc
 from medai.generation.v1 import generation_pb2, generation_pb2_grpc
 from services.generation.core import GenerationCore
-from services.generation.servicer import GenerationServicer, ModelCatalogServicer
+from services.generation.servicer import GenerationServicer
 
 SERVICE_NAMES = [
     generation_pb2.DESCRIPTOR.services_by_name["Generation"].full_name,

@@ -2,12 +2,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime
 
 from google.api import httpbody_pb2
-from google.protobuf.timestamp_pb2 import Timestamp
 from grpc_health.v1 import health_pb2
 
+from libs.rpc.timestamps import timestamp_to_pb
 from medai.monitor.v1 import monitor_pb2
 from services.monitor.core.alerts import Alert
 from services.monitor.core.exposition import CONTENT_TYPE
@@ -23,20 +22,14 @@ def service_status(health_status: int) -> ServiceStatus:
     return ServiceStatus.NOT_SERVING
 
 
-def timestamp(moment: datetime) -> Timestamp:
-    stamp = Timestamp()
-    stamp.FromDatetime(moment)
-    return stamp
-
-
 def mesh_health(health: MeshHealth) -> monitor_pb2.MeshHealth:
     return monitor_pb2.MeshHealth(
         status=health.status.value,
         services={
-            name: monitor_pb2.ServiceHealth(status=state.status.value, since=timestamp(state.since))
+            name: monitor_pb2.ServiceHealth(status=state.status.value, since=timestamp_to_pb(state.since))
             for name, state in health.services.items()
         },
-        checked_at=timestamp(health.checked_at),
+        checked_at=timestamp_to_pb(health.checked_at),
     )
 
 
@@ -59,7 +52,7 @@ def system_metrics(reading: SystemReading) -> monitor_pb2.SystemMetrics:
         disk_used_bytes=reading.disk_used_bytes,
         disk_total_bytes=reading.disk_total_bytes,
         gpus=[_gpu(gpu) for gpu in reading.gpus],
-        collected_at=timestamp(reading.collected_at),
+        collected_at=timestamp_to_pb(reading.collected_at),
     )
 
 
@@ -67,7 +60,7 @@ def alerts(active: Iterable[Alert]) -> monitor_pb2.ListAlertsResponse:
     return monitor_pb2.ListAlertsResponse(
         alerts=[
             monitor_pb2.Alert(rule=alert.rule, severity=alert.severity, summary=alert.summary, value=alert.value,
-                              threshold=alert.threshold, since=timestamp(alert.since))
+                              threshold=alert.threshold, since=timestamp_to_pb(alert.since))
             for alert in active
         ]
     )

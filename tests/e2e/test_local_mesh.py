@@ -21,6 +21,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from medai.common.v1 import inference_pb2, models_pb2
 from medai.gateway.v1 import gateway_pb2_grpc
 from tests.support.local_mesh import SERVICES, MeshPorts, mesh_environment
+from tests.support.otlp import SpanReceiver, running_receiver
 from tests.support.processes import kill_all, processes_with_marker, wait_for_no_processes
 
 pytestmark = pytest.mark.slow
@@ -32,8 +33,10 @@ PHI_TEXT = "Patient John Q. Smith, SSN 123-45-6789, lives at 12 Elm Street"
 
 
 class RunningMesh:
-    def __init__(self, process: subprocess.Popen, ports: MeshPorts, state_dir: Path, marker: str) -> None:
+    def __init__(self, process: subprocess.Popen, ports: MeshPorts, state_dir: Path, marker: str,
+                 spans: SpanReceiver) -> None:
         self.process, self.ports, self.state_dir, self.marker = process, ports, state_dir, marker
+        self.spans = spans
         self.lines: list[str] = []
         self.ready = threading.Event()
         self.started = time.monotonic()
@@ -60,16 +63,26 @@ class RunningMesh:
 
 
 @pytest.fixture(scope="module")
-def mesh(tmp_path_factory):
+def span_receiver():
+    with running_receiver() as (receiver, port):
+        yield receiver, port
+
+
+@pytest.fixture(scope="module")
+def mesh(tmp_path_factory, span_receiver):
+    receiver, receiver_port = span_receiver
     state_dir = tmp_path_factory.mktemp("state")
     data_dir = tmp_path_factory.mktemp("data")
     ports = MeshPorts.allocate()
     marker = uuid.uuid4().hex
+    env = mesh_environment(ports, state_dir, data_dir, marker)
+    # Traces go to an in-test OTLP collector (Jaeger's role); exporters flush every 200 ms.
+    env.update(OTEL_EXPORTER_OTLP_ENDPOINT=f"http://127.0.0.1:{receiver_port}", OTEL_BSP_SCHEDULE_DELAY="200")
     process = subprocess.Popen(
-        ["make", "--no-print-directory", "run"], cwd=ROOT, env=mesh_environment(ports, state_dir, data_dir, marker),
+        ["make", "--no-print-directory", "run"], cwd=ROOT, env=env,
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
     )
-    running = RunningMesh(process, ports, state_dir, marker)
+    running = RunningMesh(process, ports, state_dir, marker, receiver)
     try:
         running.ready.wait(READY_TIMEOUT_SECONDS)
         if process.poll() is not None or running.ready_after is None:
@@ -101,11 +114,18 @@ def test_health_reports_every_service_serving(mesh):
 
 
 def test_models_lists_the_generation_model(mesh):
-    response = httpx.get(f"{mesh.ports.base_url}/models", headers=mesh.auth())
-    assert response.status_code == 200
-    types = {m["model_type"]: m for m in response.json()["models"]}
-    assert types["text-generation"]["model_id"] == "smollm2-135m-instruct"
+    # The catalogue follows worker health within a few seconds (registry refresh, gateway cache).
+    deadline = time.monotonic() + 15
+    while True:
+        response = httpx.get(f"{mesh.ports.base_url}/models", headers=mesh.auth())
+        assert response.status_code == 200
+        types = {m["model_type"]: m for m in response.json()["models"]}
+        assert types["text-generation"]["model_id"] == "smollm2-135m-instruct"
+        if types["text-generation"]["status"] == "SERVING" or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
     assert types["text-generation"]["status"] == "SERVING"
+    assert {"embedding", "conversation"} <= types.keys()
 
 
 def test_predict_returns_generated_text_in_the_seed_format(mesh):
@@ -189,6 +209,27 @@ def test_malformed_json_is_400_without_echo(mesh):
                           headers={**mesh.auth(), "content-type": "application/json"}, timeout=30)
     assert response.status_code == 400
     assert "Smith" not in response.text and "123-45-6789" not in response.text
+
+
+def test_one_trace_follows_a_request_across_services_without_phi(mesh):
+    trace_id, parent_id = uuid.uuid4().hex, uuid.uuid4().hex[:16]
+    headers = {**mesh.auth(), "traceparent": f"00-{trace_id}-{parent_id}-01"}
+    body = {"inputs": PHI_TEXT, "parameters": {"max_new_tokens": 4, "temperature": 0}}
+    response = httpx.post(f"{mesh.ports.base_url}/models/smollm2-135m-instruct/predict", json=body, headers=headers,
+                          timeout=120)
+    assert response.status_code == 200
+    expected = {"medai-gateway", "medai-compliance", "medai-generation"}
+    deadline = time.monotonic() + 30  # Envoy flushes its spans every 5 s
+    while time.monotonic() < deadline:
+        services = {span.service for span in mesh.spans.in_trace(trace_id)}
+        if expected <= services and any("envoy" in name for name in services):
+            break
+        time.sleep(0.2)
+    spans = mesh.spans.in_trace(trace_id)
+    services = {span.service for span in spans}
+    assert expected <= services and any("envoy" in name for name in services), services
+    values = " ".join(value for span in spans for value in span.attribute_values)
+    assert "Smith" not in values and "123-45-6789" not in values
 
 
 def test_sigterm_stops_every_process(mesh):

@@ -18,13 +18,14 @@ import pytest
 from google.api import httpbody_pb2
 from google.protobuf import json_format, struct_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2_grpc
 
 from libs.config import EnvoySettings, TelemetrySettings
 from medai.common.v1 import inference_pb2
 from medai.gateway.v1 import gateway_pb2_grpc
 from medai.monitor.v1 import monitor_pb2
 from tests.support.edge import RunningEdge, running_edge
+from tests.support.otlp import SpanReceiver
 from tests.support.ports import free_ports
 
 ALLOWED_ORIGIN = "https://ehr.example.org"
@@ -109,19 +110,6 @@ class RecordingGateway(gateway_pb2_grpc.GatewayServicer):
             return self.acks.get(timeout=ACK_TIMEOUT_SECONDS) == index
         except queue.Empty:
             return False
-
-
-@dataclass
-class SpanReceiver(trace_service_pb2_grpc.TraceServiceServicer):
-    """An OTLP/gRPC trace collector that keeps (trace id, span name) of what it receives."""
-
-    spans: list[tuple[str, str]] = field(default_factory=list)
-
-    def Export(self, request, context):
-        for resource_spans in request.resource_spans:
-            for scope_spans in resource_spans.scope_spans:
-                self.spans.extend((span.trace_id.hex(), span.name) for span in scope_spans.spans)
-        return trace_service_pb2.ExportTraceServiceResponse()
 
 
 @dataclass(frozen=True)

@@ -10,14 +10,12 @@ from collections.abc import AsyncIterator, Awaitable, Iterable
 from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
 
+from libs.catalog import CONVERSATION, EMBEDDING, TEXT_GENERATION
 from libs.errors import InvalidInput
 from libs.validation import validate_generation_params
 from services.compliance.core.ports import ConversationClient, EmbeddingClient, GenerationClient, WorkerClients
 from services.compliance.core.registry import Route
 from services.compliance.core.types import (
-    CONVERSATION,
-    EMBEDDING,
-    TEXT_GENERATION,
     Caller,
     ChatCall,
     ChatChunk,

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Sequence
 from typing import Protocol
 
+from libs.catalog import ModelCard, ModelHealthReport
 from services.compliance.core.types import (
     ChatCall,
     ChatChunk,
@@ -17,15 +18,13 @@ from services.compliance.core.types import (
     GenerateCall,
     Generated,
     GeneratedChunk,
-    ModelHealth,
-    ModelInfo,
 )
 
 
 class CatalogClient(Protocol):
-    async def list_models(self, address: str, timeout: float | None) -> Sequence[ModelInfo]: ...
+    async def list_models(self, address: str, timeout: float | None) -> Sequence[ModelCard]: ...
 
-    async def model_health(self, address: str, model_id: str, timeout: float | None) -> ModelHealth: ...
+    async def model_health(self, address: str, model_id: str, timeout: float | None) -> ModelHealthReport: ...
 
 
 class GenerationClient(Protocol):

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
+from libs.catalog import CONVERSATION
 from libs.errors import InvalidInput
 from libs.validation import validate_inputs
 from services.compliance.core.deidentify import PlaceholderMap, Redactor
@@ -17,7 +18,6 @@ from services.compliance.core.handlers import Answer, ModelCall, ModelHandler
 from services.compliance.core.ports import ConversationClient
 from services.compliance.core.registry import ModelRegistry, Route
 from services.compliance.core.types import (
-    CONVERSATION,
     Caller,
     Outputs,
     PredictInput,

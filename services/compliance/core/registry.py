@@ -8,9 +8,9 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from libs.catalog import SERVING, UNAVAILABLE, ModelCard
 from libs.errors import ModelNotFound
 from services.compliance.core.ports import CatalogClient
-from services.compliance.core.types import SERVING, UNAVAILABLE, ModelInfo
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +24,7 @@ class Route:
     """Where a model is served, and what its worker says about it."""
 
     address: str
-    info: ModelInfo
+    info: ModelCard
     reachable: bool
 
     @property
@@ -32,7 +32,7 @@ class Route:
         return self.info.model_type
 
     @property
-    def listed_info(self) -> ModelInfo:
+    def listed_info(self) -> ModelCard:
         """The worker's description, status UNAVAILABLE while the worker cannot be reached."""
         return self.info if self.reachable else dataclasses.replace(self.info, status=UNAVAILABLE)
 
@@ -51,7 +51,7 @@ class ModelRegistry:
         self._refresh_seconds = refresh_seconds
         self._timeout = timeout_seconds
         self._miss_refresh_seconds = miss_refresh_seconds
-        self._models: dict[str, dict[str, ModelInfo]] = {address: {} for address in self._addresses}
+        self._models: dict[str, dict[str, ModelCard]] = {address: {} for address in self._addresses}
         self._reachable: dict[str, bool | None] = dict.fromkeys(self._addresses)  # None: never asked
         self._last_refresh = float("-inf")
         self._refreshing: asyncio.Future[None] | None = None
@@ -82,7 +82,7 @@ class ModelRegistry:
             raise ModelNotFound(model_id)
         return found
 
-    def models(self) -> list[ModelInfo]:
+    def models(self) -> list[ModelCard]:
         """Every known model once (a reachable worker's entry first), status UNAVAILABLE where unreachable."""
         routes: dict[str, Route] = {}
         for route in self._routes():

@@ -1,18 +1,10 @@
-"""Domain objects of the compliance service (no protobuf here: `mapper.py` converts)."""
+"""Domain objects of the compliance service (no protobuf here: `mapper.py` converts; catalogue: `libs.catalog`)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from libs.validation import GenerationParams
-
-TEXT_GENERATION = "text-generation"
-EMBEDDING = "embedding"
-CONVERSATION = "conversation"
-
-# Worker status strings of the catalogue.
-SERVING = "SERVING"
-UNAVAILABLE = "UNAVAILABLE"
 
 
 @dataclass(frozen=True)
@@ -25,47 +17,6 @@ class Caller:
     role: str = ""
     permissions: tuple[str, ...] = ()
     client_address: str = ""
-
-
-@dataclass(frozen=True)
-class ModelLimits:
-    max_input_tokens: int = 0
-    max_new_tokens: int = 0
-    max_batch_size: int = 0
-    max_concurrent_requests: int = 0
-    max_queue: int = 0
-
-
-@dataclass(frozen=True)
-class ModelInfo:
-    """One model as a worker's catalogue describes it."""
-
-    model_id: str
-    model_type: str
-    model_version: str = ""
-    status: str = ""
-    source: str = ""
-    revision: str = ""
-    quantization: str = ""
-    device: str = ""
-    dtype: str = ""
-    parameter_count: int = 0
-    memory_bytes: int = 0
-    context_length: int = 0
-    limits: ModelLimits = field(default_factory=ModelLimits)
-    embedding_dimension: int = 0
-    backend: str = ""
-    description: str = ""
-    loaded_at: datetime | None = None
-
-
-@dataclass(frozen=True)
-class ModelHealth:
-    model_id: str
-    status: str
-    requests_running: int = 0
-    requests_waiting: int = 0
-    checked_at: datetime | None = None
 
 
 @dataclass(frozen=True)

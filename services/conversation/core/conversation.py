@@ -5,6 +5,7 @@ import contextlib
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 
+from libs.catalog import CONVERSATION
 from libs.config import ConversationSettings
 from libs.errors import InvalidInput, NotReady
 from libs.lifecycle import Readiness
@@ -17,7 +18,6 @@ from libs.stores.sessions import Session, SessionNotFound, SessionStore, Turn, n
 from libs.validation import GenerationParams, validate_inputs
 from services.conversation.core.context import fit_prompt
 
-MODEL_TYPE = "conversation"
 MAX_OWNER_CHARS = 256
 MAX_SESSION_ID_CHARS = 128
 
@@ -62,7 +62,7 @@ class ConversationCore:
         self._engine = engine
         self._store = store
         self._readiness = readiness
-        self.catalog = EngineCatalog(engine, MODEL_TYPE)
+        self.catalog = EngineCatalog(engine, CONVERSATION)
 
     @property
     def model_version(self) -> str:

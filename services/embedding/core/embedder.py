@@ -5,32 +5,23 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import numpy as np
 from opentelemetry import trace
 
+from libs.catalog import EMBEDDING, NOT_SERVING, SERVING, ModelCard, ModelHealthReport, ModelLimits, SingleModelCatalog
 from libs.config import EmbeddingSettings
-from libs.errors import InvalidInput, ModelNotFound, NotReady
+from libs.errors import InvalidInput, NotReady
 from libs.lifecycle import Readiness
 from libs.validation import validate_inputs
 from services.embedding.core.batcher import BatchLimits, DynamicBatcher
 from services.embedding.core.metrics import EMBED_INPUTS, EMBED_REQUESTS, EMBED_TRUNCATED
 from services.embedding.core.model import LoadedModel, LoadOptions, load_model
 from services.embedding.core.sources import resolve_source
-from services.embedding.core.types import (
-    MODEL_TYPE,
-    EmbedRequest,
-    EmbedResult,
-    ModelDescription,
-    ModelHealthReport,
-    ModelLimits,
-)
+from services.embedding.core.types import EmbedRequest, EmbedResult
 
 log = logging.getLogger(__name__)
-
-SERVING = "SERVING"
-NOT_SERVING = "NOT_SERVING"
-
 
 @dataclass(frozen=True)
 class EmbedderConfig:
@@ -72,8 +63,10 @@ def unit_vectors(vectors: np.ndarray) -> np.ndarray:
     return (vectors / np.maximum(norms, 1e-12)).astype(np.float32, copy=False)
 
 
-class Embedder:
-    """Serves one embedding model; reports SERVING once it is loaded and warm."""
+class Embedder(SingleModelCatalog):
+    """Serves one embedding model and its catalogue; reports SERVING once it is loaded and warm."""
+
+    model_type = EMBEDDING
 
     def __init__(self, config: EmbedderConfig, readiness: Readiness) -> None:
         self._config = config
@@ -103,7 +96,7 @@ class Embedder:
             await self._batcher.stop()
 
     async def embed(self, request: EmbedRequest) -> EmbedResult:
-        self._check_model(request.model_id)
+        self.check_model(request.model_id)
         model, batcher = self._serving()
         EMBED_REQUESTS.labels(self.model_id).inc()
         texts = validate_inputs(list(request.inputs), max_items=self._config.max_client_batch_size,
@@ -122,32 +115,26 @@ class Embedder:
         self._record(len(texts), len(over))
         return EmbedResult(vectors, sum(kept), len(over), model.version)
 
-    def list_models(self, model_type: str = "") -> list[ModelDescription]:
-        return [self.describe()] if model_type in ("", MODEL_TYPE) else []
-
-    def model_info(self, model_id: str) -> ModelDescription:
-        self._check_model(model_id)
-        return self.describe()
-
-    def model_health(self, model_id: str) -> ModelHealthReport:
-        self._check_model(model_id)
+    def health_report(self) -> ModelHealthReport:
         batcher = self._batcher
         return ModelHealthReport(
             model_id=self.model_id,
             status=self._status(),
             requests_running=batcher.running if batcher else 0,
             requests_waiting=batcher.waiting if batcher else 0,
-            checked_at=time.time(),
+            checked_at=datetime.now(UTC),
         )
 
-    def describe(self) -> ModelDescription:
+    def describe(self) -> ModelCard:
         model, config = self._model, self._config
-        return ModelDescription(
+        return ModelCard(
             model_id=self.model_id,
+            model_type=EMBEDDING,
             model_version=model.version if model else "",
             status=self._status(),
             source=config.source,
             revision=config.revision,
+            quantization="none",
             device=model.device if model else "",
             dtype=model.dtype if model else "",
             parameter_count=model.parameter_count if model else 0,
@@ -155,6 +142,7 @@ class Embedder:
             context_length=model.max_seq_length if model else 0,
             embedding_dimension=model.dimension if model else 0,
             backend=model.backend if model else "",
+            description="sentence embeddings",
             limits=ModelLimits(
                 max_input_tokens=model.max_seq_length if model else 0,
                 max_batch_size=config.max_client_batch_size,
@@ -166,11 +154,6 @@ class Embedder:
 
     def _status(self) -> str:
         return SERVING if self._batcher is not None else NOT_SERVING
-
-    def _check_model(self, model_id: str) -> None:
-        """An empty model id means this worker's model."""
-        if model_id and model_id != self.model_id:
-            raise ModelNotFound(model_id)
 
     def _serving(self) -> tuple[LoadedModel, DynamicBatcher]:
         if self._model is None or self._batcher is None:

@@ -1,9 +1,9 @@
 """Loading a sentence-transformers model and what the embedder needs from it."""
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -75,7 +75,7 @@ class LoadedModel:
         self.dtype = str(parameters[0].dtype).removeprefix("torch.") if parameters else "float32"
         self.parameter_count = sum(p.numel() for p in parameters)
         self.memory_bytes = sum(p.numel() * p.element_size() for p in parameters)
-        self.loaded_at = time.time()
+        self.loaded_at = datetime.now(UTC)
 
     @property
     def version(self) -> str:

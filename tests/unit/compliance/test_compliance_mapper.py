@@ -1,14 +1,11 @@
 """pb <-> domain conversion of the compliance service."""
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 from google.protobuf import json_format
 
 from libs.validation import GenerationParams
-from medai.common.v1 import inference_pb2, models_pb2
+from medai.common.v1 import inference_pb2
 from services.compliance import mapper
-from services.compliance.core.types import ModelInfo, ModelLimits
 
 
 def test_predict_request_keeps_unset_parameters_unset():
@@ -36,15 +33,6 @@ def test_outputs_are_a_string_a_list_of_strings_or_a_list_of_vectors():
     assert json_format.MessageToDict(mapper.outputs_to_pb("hi")) == "hi"
     assert json_format.MessageToDict(mapper.outputs_to_pb(["a", "b"])) == ["a", "b"]
     assert json_format.MessageToDict(mapper.outputs_to_pb([[0.5, -1.0], [2.0, 0.0]])) == [[0.5, -1.0], [2.0, 0.0]]
-
-
-def test_model_info_round_trips():
-    info = ModelInfo(model_id="m", model_type="embedding", model_version="v", status="SERVING",
-                     parameter_count=22_000_000, embedding_dimension=384, limits=ModelLimits(max_batch_size=32),
-                     loaded_at=datetime(2024, 5, 1, 12, 0, tzinfo=UTC))
-    pb = mapper.model_info_to_pb(info)
-    assert isinstance(pb, models_pb2.ModelInfo) and pb.limits.max_batch_size == 32
-    assert mapper.model_info_from_pb(pb) == info
 
 
 def test_caller_falls_back_to_the_call_request_id():
