@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+from libs.catalog import CONVERSATION, EMBEDDING, TEXT_GENERATION
+
 
 class Permission(StrEnum):
     MODELS_READ = "models:read"
@@ -35,9 +37,9 @@ ROLE_PERMISSIONS: dict[str, frozenset[Permission]] = {
 
 # The permission a model type needs on top of the route's own.
 MODEL_TYPE_PERMISSION: dict[str, Permission] = {
-    "text-generation": Permission.PREDICT,
-    "embedding": Permission.EMBEDDINGS,
-    "conversation": Permission.CONVERSATION,
+    TEXT_GENERATION: Permission.PREDICT,
+    EMBEDDING: Permission.EMBEDDINGS,
+    CONVERSATION: Permission.CONVERSATION,
 }
 
 

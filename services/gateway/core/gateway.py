@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from libs.catalog import CONVERSATION
 from libs.errors import InvalidInput, MedaiError, Overloaded
 from libs.security.roles import Permission
 from libs.validation import validate_generation_params, validate_inputs
@@ -93,7 +94,7 @@ class Gateway:
         caller = await self._caller(meta, Permission.CONVERSATION)
         entry = await self._catalog.get(model_id)
         require_model_access(caller.principal, model_id)
-        if entry.model_type != "conversation":
+        if entry.model_type != CONVERSATION:
             raise InvalidInput("is not a conversation model; only conversations have sessions", field="model_id")
         if not session_id:
             raise InvalidInput("is required", field="session_id")
