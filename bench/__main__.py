@@ -10,10 +10,15 @@ from pathlib import Path
 
 import psutil
 
-from bench import foundation
+from bench import deidentify_latency, embedding, foundation, gateway, llm, phi_accuracy
 
 BENCHMARKS: dict[str, Callable[[], dict]] = {
     "foundation": foundation.run,
+    "embedding": embedding.run,
+    "phi_accuracy": phi_accuracy.run,
+    "deidentify_latency": deidentify_latency.run,
+    "llm": llm.run,
+    "gateway": gateway.run,
 }
 RESULTS = Path(__file__).resolve().parent / "results"
 

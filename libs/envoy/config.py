@@ -180,7 +180,7 @@ def _cors_policy(origins: list[str]) -> Json:
         "allow_origin_string_match": [{"exact": origin} for origin in origins],
         "allow_methods": "GET, POST, DELETE, OPTIONS",
         "allow_headers": "authorization, content-type, x-request-id, traceparent, tracestate",
-        "expose_headers": "x-request-id, grpc-status, grpc-message",
+        "expose_headers": "x-request-id, retry-after, grpc-status, grpc-message",
         "max_age": "600",
     }
 
@@ -198,6 +198,9 @@ def _rate_limit_filter(settings: EnvoySettings) -> Json:
             "filter_enforced": {**all_requests, "runtime_key": "edge_rate_limit.enforced"},
             # gRPC callers see RESOURCE_EXHAUSTED (HTTP 429), not UNAVAILABLE.
             "rate_limited_as_resource_exhausted": True,
+            # The bucket refills every second: the same hint the gateway gives for its own limits.
+            "response_headers_to_add": [{"header": {"key": "retry-after", "value": "1"},
+                                         "append_action": "OVERWRITE_IF_EXISTS_OR_ADD"}],
         },
     }
 

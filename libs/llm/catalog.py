@@ -32,7 +32,7 @@ class EngineCatalog(SingleModelCatalog):
         limits = ModelLimits(
             max_input_tokens=engine.max_prompt_tokens or 0,
             max_new_tokens=serving.max_new_tokens_limit,
-            max_batch_size=1,  # one sequence per forward pass until continuous batching lands
+            max_batch_size=engine.max_batch_size,
             max_concurrent_requests=serving.max_concurrent_requests,
             max_queue=serving.max_queue,
         )

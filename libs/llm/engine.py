@@ -1,4 +1,5 @@
-"""The async language-model engine: bounded admission, a decode thread, streaming and unary generation."""
+"""The async language-model engine: bounded admission, a decode thread that batches every running sequence
+(continuous batching, `decode_loop`), streaming and unary generation."""
 from __future__ import annotations
 
 import asyncio
@@ -18,12 +19,11 @@ from libs.llm.loader import LoadedModel, load_model
 from libs.llm.runner import ModelRunner
 from libs.llm.sequence import DecodeSequence, SequenceSpec
 from libs.llm.types import Completion, ModelDescription, Prompt, TextDelta
-from libs.metrics import REQUEST_QUEUE_TIME
 from libs.validation import GenerationParams, validate_generation_params
 
 log = logging.getLogger(__name__)
 
-WARMUP_PROMPT = "Hello"
+WARMUP_PROMPTS = ("Hello", "Hello there, how are you?")  # two lengths: prefill, join with padding, leave
 Loader = Callable[[str, str, ModelSettings], LoadedModel]
 
 
@@ -65,6 +65,12 @@ class LLMEngine:
         return self._loaded.description if self._loaded else None
 
     @property
+    def max_batch_size(self) -> int:
+        """Sequences one forward pass decodes: every running one, unless the model's caches cannot be stacked."""
+        batchable = self._runner is None or self._runner.batchable
+        return self.config.serving.max_concurrent_requests if batchable else 1
+
+    @property
     def max_prompt_tokens(self) -> int | None:
         """Prompt tokens accepted: the context window less room for at least one new token."""
         return self._loaded.description.context_length - 1 if self._loaded else None
@@ -82,14 +88,16 @@ class LLMEngine:
         self._runner = ModelRunner(loaded.model)
         self._eos_ids = _eos_ids(loaded)
         self.chat = ChatTemplate.of(loaded.tokenizer)
-        self._decode = DecodeLoop(self._runner, config.model_id)
+        self._decode = DecodeLoop(self._runner, config.model_id, config.serving.max_prefill_tokens)
         self._decode.start()
         self._loaded = loaded
 
     async def warm_up(self) -> None:
-        """One short generation through the whole path (first kernels, allocator, tokenizer)."""
+        """Short generations through the whole path (first kernels, allocator, tokenizer, batching)."""
         started = time.perf_counter()
-        await self.complete(WARMUP_PROMPT, GenerationParams(max_new_tokens=2))
+        prompts = WARMUP_PROMPTS[:self.config.serving.max_concurrent_requests]
+        await asyncio.gather(*(self.complete(prompt, GenerationParams(max_new_tokens=2 + index))
+                               for index, prompt in enumerate(prompts)))
         seconds = round(time.perf_counter() - started, 3)
         log.info("model warmed up", extra={"model_id": self.model_id, "seconds": seconds})
 
@@ -133,7 +141,6 @@ class LLMEngine:
         loaded = self.require_loaded()
         spec = self._spec(prompt, params, arrived_at)
         await self.admission.acquire()
-        REQUEST_QUEUE_TIME.labels(self.model_id).observe(time.perf_counter() - arrived_at)
         events: asyncio.Queue[TextDelta | BaseException] = asyncio.Queue()
         sequence = self._submit(spec, loaded, events)
         try:
@@ -149,7 +156,7 @@ class LLMEngine:
         finally:
             if not sequence.finished:
                 log.info("generation stopped by the caller")
-            sequence.cancel()  # no-op once finished; else the decode loop drops it at its next turn
+            sequence.cancel()  # no-op once finished; else the decode loop drops it before its next step
 
     def _submit(self, spec: SequenceSpec, loaded: LoadedModel,
                 events: asyncio.Queue[TextDelta | BaseException]) -> DecodeSequence:

@@ -3,6 +3,11 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
 
+from libs.metrics import REQUEST_QUEUE_TIME
+
+__all__ = ["BATCH_SIZE", "GENERATION_TOKENS", "INTER_TOKEN_LATENCY", "PROMPT_TOKENS", "REQUESTS_RUNNING",
+           "REQUESTS_WAITING", "REQUEST_QUEUE_TIME", "TIME_TO_FIRST_TOKEN"]
+
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 
 TIME_TO_FIRST_TOKEN = Histogram(
@@ -17,3 +22,7 @@ PROMPT_TOKENS = Counter("medai_prompt_tokens_total", "Prompt tokens processed", 
 GENERATION_TOKENS = Counter("medai_generation_tokens_total", "Tokens generated", ["model_id"])
 REQUESTS_RUNNING = Gauge("medai_num_requests_running", "Sequences being decoded", ["model_id"])
 REQUESTS_WAITING = Gauge("medai_num_requests_waiting", "Requests waiting for a decode slot", ["model_id"])
+BATCH_SIZE = Histogram(
+    "medai_batch_size", "Sequences decoded together in one forward pass (continuous batching)",
+    ["model_id"], buckets=(1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 128, 256),
+)

@@ -23,6 +23,7 @@ class TokenSampler:
         self._device = device
         self._penalty = RepetitionPenaltyLogitsProcessor(params.repetition_penalty) if _penalizes(params) else None
         self._warpers = LogitsProcessorList() if self.greedy else _warpers(params)
+        self._needs_history = self._penalty is not None or bool(self._warpers)
         self._generator: torch.Generator | None = None
         if not self.greedy:
             self._generator = torch.Generator(device=device)
@@ -34,15 +35,21 @@ class TokenSampler:
     def __call__(self, token_ids: Sequence[int], logits: torch.Tensor) -> int:
         """The next token, given every token so far (prompt and generated) and the last logits (vocab,)."""
         scores = logits.float().unsqueeze(0)
-        if self._penalty is not None or self._warpers:
-            history = torch.tensor([token_ids], dtype=torch.long, device=self._device)
-            if self._penalty is not None:
-                scores = self._penalty(history, scores)
-            scores = self._warpers(history, scores)
+        history = torch.tensor([token_ids], dtype=torch.long, device=self._device) if self._needs_history else None
+        if self._penalty is not None:
+            scores = self._penalty(history, scores)
         if self.greedy:
-            return int(scores.argmax(dim=-1))
-        probabilities = torch.softmax(scores, dim=-1)
+            return _argmax(scores, logits)
+        probabilities = torch.softmax(self._warpers(history, scores), dim=-1)
+        if not bool(torch.isfinite(probabilities).all()):
+            # Scores overflowed (a temperature or penalty near 0, both valid): the distribution's limit is greedy.
+            return _argmax(scores, logits)
         return int(torch.multinomial(probabilities, 1, generator=self._generator))
+
+
+def _argmax(scores: torch.Tensor, logits: torch.Tensor) -> int:
+    """The best token by scores, or by the raw logits where the scores overflowed (ties of infinities)."""
+    return int(scores.argmax()) if bool(torch.isfinite(scores).all()) else int(logits.argmax())
 
 
 def _penalizes(params: GenerationParams) -> bool:

@@ -1,4 +1,6 @@
-"""One sequence being decoded: its KV cache, sampler, detokenizer and stop strings (decode-thread side)."""
+"""One sequence being decoded: its sampler, detokenizer and stop strings (decode-thread side).
+
+Its KV cache is a row of the decode batch it joined after its prefill."""
 from __future__ import annotations
 
 import time
@@ -29,7 +31,7 @@ class SequenceSpec:
 
 
 class DecodeSequence:
-    """Advances by one token per `step`; the decode loop owns it while it runs."""
+    """Takes one token per `accept`; the decode loop owns it while it runs."""
 
     def __init__(self, spec: SequenceSpec, tokenizer: Any, runner: ModelRunner, sink: EventSink,
                  on_finish: Callable[[], None]) -> None:
@@ -40,7 +42,6 @@ class DecodeSequence:
         self._detokenizer = IncrementalDetokenizer(tokenizer, spec.prompt_ids)
         self._stops = StopMatcher(spec.params.stop)
         self._token_ids = list(spec.prompt_ids)
-        self._cache: Any = None
         self._generated = 0
         self._index = 0
         self._last_token_at = 0.0
@@ -55,14 +56,25 @@ class DecodeSequence:
     def cancelled(self) -> bool:
         return self._cancelled
 
-    def step(self, runner: ModelRunner) -> bool:
-        """Decode one token (the first call also runs the prompt); True once the sequence finished."""
-        if self._cache is None:
-            self._cache = runner.new_cache()
-            logits = runner.next_token_logits(self._token_ids, self._cache)
-            metrics.PROMPT_TOKENS.labels(self.spec.model_id).inc(len(self._token_ids))
-        else:
-            logits = runner.next_token_logits(self._token_ids[-1:], self._cache)
+    @property
+    def last_token(self) -> int:
+        return self._token_ids[-1]
+
+    @property
+    def prompt_length(self) -> int:
+        return len(self.spec.prompt_ids)
+
+    @property
+    def prompt_ids(self) -> list[int]:
+        return self._token_ids[:self.prompt_length]
+
+    def prefill_started(self) -> None:
+        """Record how long the request waited and its prompt tokens: its prefill runs now."""
+        metrics.REQUEST_QUEUE_TIME.labels(self.spec.model_id).observe(time.perf_counter() - self.spec.arrived_at)
+        metrics.PROMPT_TOKENS.labels(self.spec.model_id).inc(self.prompt_length)
+
+    def accept(self, logits: Any) -> bool:
+        """Choose the next token from its logits (vocab,) and deliver its text; True once the sequence finished."""
         token = self._sampler(self._token_ids, logits)
         self._token_ids.append(token)
         self._generated += 1
@@ -98,7 +110,6 @@ class DecodeSequence:
         self._sink(delta)
 
     def _release(self) -> None:
-        self._cache = None  # the KV cache is the bulk of a sequence's memory
         self._on_finish()
 
     def _observe_token(self) -> None:

@@ -1,14 +1,16 @@
 """Resolve a `model_source` string to something loadable, through a registry of source kinds.
 
 Kinds, tried in order: `package:<module>` (a model shipped inside a Python package), a path to
-a `.gguf` file, a local folder (safetensors; PyTorch pickles only when allowed), a Hugging Face
-hub id (downloaded into the model cache when a hub is reachable).
+a `.gguf` file, a local folder (safetensors, or PyTorch `.bin` weights that the loader converts
+once, unpickling tensors only unless MODEL_ALLOW_PICKLE=true), a Hugging Face hub id
+(downloaded into the model cache when a hub is reachable).
 """
 from __future__ import annotations
 
 import hashlib
 import importlib.metadata
 import importlib.util
+import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,6 +21,9 @@ from libs.errors import NotReady
 GGUF_SUFFIX = ".gguf"
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 _HUB_PATTERNS = ("*.json", "*.safetensors", "*.jinja", "tokenizer*", "*.model", "*.txt")
+_HUB_PICKLE_PATTERNS = ("pytorch_model*.bin", "pytorch_model*.bin.index.json")
+# PyTorch weights of a folder without an index; other .bin files (e.g. training_args.bin) are not weights.
+_PICKLE_WEIGHTS = ("pytorch_model*.bin", "model*.bin")
 
 
 class ModelSourceError(NotReady):
@@ -34,26 +39,30 @@ class ResolvedSource:
     folder: Path
     revision: str
     gguf_file: str | None = None
-    # PyTorch pickle weights (.bin) may be loaded (only when the settings allow it).
-    pickle_weights: bool = False
+    # PyTorch pickle weights (.bin files in the folder), converted once into the disk cache.
+    pickle_files: tuple[str, ...] = ()
 
     @property
     def is_gguf(self) -> bool:
         return self.gguf_file is not None
 
+    @property
+    def needs_conversion(self) -> bool:
+        """Whether the weights are converted into the disk cache before loading (GGUF, PyTorch pickles)."""
+        return self.is_gguf or bool(self.pickle_files)
+
     def fingerprint(self) -> str:
         """Identity of the weights for the disk cache: source, revision and, for files, size and mtime."""
         parts = [self.source, self.revision, str(self.folder.resolve())]
-        if self.gguf_file:
-            stat = (self.folder / self.gguf_file).stat()
-            parts += [self.gguf_file, str(stat.st_size), str(stat.st_mtime_ns)]
+        for name in (self.gguf_file,) if self.gguf_file else self.pickle_files:
+            stat = (self.folder / name).stat()
+            parts += [name, str(stat.st_size), str(stat.st_mtime_ns)]
         return hashlib.sha256("\0".join(parts).encode()).hexdigest()
 
 
 @dataclass(frozen=True)
 class SourceOptions:
     revision: str
-    allow_pickle: bool
     hub_cache_dir: Path
     trust_remote_code: bool = False
 
@@ -84,7 +93,7 @@ def _resolve_package(source: str, options: SourceOptions) -> ResolvedSource:
     folder = Path(spec.origin).parent
     resolved = _resolve_folder_contents(folder, source, options)
     return ResolvedSource("package", source, resolved.folder, _package_version(module) or options.revision,
-                          resolved.gguf_file, resolved.pickle_weights)
+                          resolved.gguf_file, resolved.pickle_files)
 
 
 def _package_version(module: str) -> str | None:
@@ -115,29 +124,43 @@ def _resolve_folder_contents(folder: Path, source: str, options: SourceOptions, 
         return ResolvedSource("gguf", source, folder, options.revision, gguf_file=ggufs[0])
     if len(ggufs) > 1:
         raise ModelSourceError(f"model folder holds {len(ggufs)} .gguf files; name one file as the source")
-    if any(folder.glob("*.bin")):
-        if not options.allow_pickle:
-            raise ModelSourceError(
-                "model folder holds only PyTorch pickle weights (.bin); unpickling can run arbitrary code. "
-                "Convert them to safetensors, or set MODEL_ALLOW_PICKLE=true if you trust the files"
-            )
-        return ResolvedSource(kind, source, folder, options.revision, pickle_weights=True)
-    raise ModelSourceError("model folder holds no weights (.safetensors, .gguf or .bin)")
+    if pickle_files := _pickle_weight_files(folder):
+        return ResolvedSource(kind, source, folder, options.revision, pickle_files=pickle_files)
+    raise ModelSourceError("model folder holds no weights (.safetensors, .gguf or pytorch_model*.bin)")
+
+
+def _pickle_weight_files(folder: Path) -> tuple[str, ...]:
+    """PyTorch weight files: the shards an index names, else pytorch_model*.bin / model*.bin."""
+    for index in sorted(folder.glob("*.bin.index.json")):
+        try:
+            shards = set(json.loads(index.read_text())["weight_map"].values())
+        except (ValueError, KeyError, TypeError, AttributeError) as error:
+            raise ModelSourceError(f"model folder's {index.name} is not a valid weight index") from error
+        if missing := sorted(name for name in shards if not (folder / name).is_file()):
+            raise ModelSourceError(f"model folder lacks {len(missing)} weight shard(s) its index names")
+        return tuple(sorted(shards))
+    return tuple(sorted({path.name for pattern in _PICKLE_WEIGHTS for path in folder.glob(pattern)}))
 
 
 def _resolve_hub(source: str, options: SourceOptions) -> ResolvedSource:
+    folder = _download(source, options, _HUB_PATTERNS)
+    if not any(folder.glob("*.safetensors")):  # an older repository: PyTorch weights only
+        folder = _download(source, options, (*_HUB_PATTERNS, *_HUB_PICKLE_PATTERNS))
+    return _resolve_folder_contents(folder, source, options, kind="hub")
+
+
+def _download(source: str, options: SourceOptions, patterns: tuple[str, ...]) -> Path:
+    """The repository's files matching patterns, downloaded once into the hub cache (with a progress bar)."""
     from huggingface_hub import snapshot_download  # only this source kind needs the hub client
 
-    patterns = [*_HUB_PATTERNS, "*.bin"] if options.allow_pickle else list(_HUB_PATTERNS)
     try:
-        folder = snapshot_download(source, revision=options.revision, cache_dir=str(options.hub_cache_dir),
-                                   allow_patterns=patterns)
+        return Path(snapshot_download(source, revision=options.revision, cache_dir=str(options.hub_cache_dir),
+                                      allow_patterns=list(patterns)))
     except Exception as error:  # the hub client raises many types (offline, gated, missing revision)
         raise ModelSourceError(
             f"model '{source}' (revision '{options.revision}') could not be fetched from the Hugging Face hub "
             f"and is not in the local cache ({type(error).__name__}); use a local folder or a package model"
         ) from error
-    return _resolve_folder_contents(Path(folder), source, options, kind="hub")
 
 
 def _is_gguf_path(source: str) -> bool:

@@ -12,24 +12,26 @@ from libs.rpc.context import outgoing_metadata
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 
 
-def retry_service_config(service_names: Sequence[str]) -> str:
-    """gRPC service config retrying idempotent services once more on UNAVAILABLE, with backoff."""
-    return json.dumps(
-        {
-            "methodConfig": [
-                {
-                    "name": [{"service": name} for name in service_names],
-                    "retryPolicy": {
-                        "maxAttempts": 2,
-                        "initialBackoff": "0.1s",
-                        "maxBackoff": "1s",
-                        "backoffMultiplier": 2,
-                        "retryableStatusCodes": ["UNAVAILABLE"],
-                    },
-                }
-            ]
-        }
-    )
+def retry_service_config(service_names: Sequence[str], load_balancing: str | None = None) -> str:
+    """gRPC service config retrying idempotent services once more on UNAVAILABLE, with backoff;
+    load_balancing (e.g. "round_robin") spreads calls over every address the target resolves to."""
+    config: dict = {
+        "methodConfig": [
+            {
+                "name": [{"service": name} for name in service_names],
+                "retryPolicy": {
+                    "maxAttempts": 2,
+                    "initialBackoff": "0.1s",
+                    "maxBackoff": "1s",
+                    "backoffMultiplier": 2,
+                    "retryableStatusCodes": ["UNAVAILABLE"],
+                },
+            }
+        ] if service_names else []
+    }
+    if load_balancing:
+        config["loadBalancingConfig"] = [{load_balancing: {}}]
+    return json.dumps(config)
 
 
 class _RequestIdInterceptor(grpc.aio.UnaryUnaryClientInterceptor, grpc.aio.UnaryStreamClientInterceptor):
@@ -52,11 +54,14 @@ class _RequestIdInterceptor(grpc.aio.UnaryUnaryClientInterceptor, grpc.aio.Unary
 
 
 def open_channel(address: str, *, idempotent_services: Sequence[str] = (),
-                 max_reconnect_backoff_seconds: float | None = None) -> grpc.aio.Channel:
+                 max_reconnect_backoff_seconds: float | None = None,
+                 load_balancing: str | None = None) -> grpc.aio.Channel:
     """An insecure channel inside the mesh (mTLS belongs to the service mesh / network policy).
 
     max_reconnect_backoff_seconds caps gRPC's reconnect backoff (default up to 120 s), so a peer
-    that was down for long is found again soon after it comes back.
+    that was down for long is found again soon after it comes back. load_balancing "round_robin"
+    balances over every address of the target (several replicas: "ipv4:10.0.0.1:50054,10.0.0.2:50054",
+    or a DNS name with several records), and a retried call goes to the next replica.
     """
     options: list[tuple[str, int | str]] = [
         ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
@@ -64,8 +69,8 @@ def open_channel(address: str, *, idempotent_services: Sequence[str] = (),
         ("grpc.keepalive_time_ms", 30_000),
         ("grpc.enable_retries", 1),
     ]
-    if idempotent_services:
-        options.append(("grpc.service_config", retry_service_config(idempotent_services)))
+    if idempotent_services or load_balancing:
+        options.append(("grpc.service_config", retry_service_config(idempotent_services, load_balancing)))
     if max_reconnect_backoff_seconds is not None:
         options.append(("grpc.max_reconnect_backoff_ms", int(max_reconnect_backoff_seconds * 1000)))
     interceptors = [*aio_client_interceptors(), _RequestIdInterceptor()]

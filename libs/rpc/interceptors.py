@@ -9,13 +9,16 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import grpc
+from opentelemetry import trace
 
 from libs.errors import MedaiError
 from libs.metrics import RPC_DURATION, RPC_IN_FLIGHT, RPC_REQUESTS
 from libs.rpc.context import new_request_id, request_id_from_metadata, request_id_var
-from libs.rpc.status import status_for
+from libs.rpc.status import status_for, trailing_metadata_for
 
 log = logging.getLogger(__name__)
+# The request id on every server span, so a trace is found from a client's x-request-id.
+REQUEST_ID_ATTRIBUTE = "medai.request_id"
 
 UnaryBehavior = Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]]
 StreamBehavior = Callable[[Any, grpc.aio.ServicerContext], AsyncIterator[Any]]
@@ -44,7 +47,7 @@ async def _abort_with(context: grpc.aio.ServicerContext, error: Exception, metho
         # The exception's message may hold request data; log its type and frames only.
         frames = "".join(traceback.format_tb(error.__traceback__))
         log.error("unhandled error in %s: %s", method, type(error).__name__, extra={"stack": frames})
-    await context.abort(code, message)
+    await context.abort(code, message, trailing_metadata_for(error))
 
 
 class ErrorInterceptor(grpc.aio.ServerInterceptor):
@@ -94,7 +97,9 @@ class CallContextInterceptor(grpc.aio.ServerInterceptor):
 
         def enter() -> tuple[Any, float]:
             RPC_IN_FLIGHT.inc()
-            return request_id_var.set(request_id or new_request_id()), time.perf_counter()
+            call_id = request_id or new_request_id()
+            trace.get_current_span().set_attribute(REQUEST_ID_ATTRIBUTE, call_id)
+            return request_id_var.set(call_id), time.perf_counter()
 
         def leave(token: Any, started: float, context: grpc.aio.ServicerContext) -> None:
             RPC_IN_FLIGHT.dec()

@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+import math
+from collections.abc import AsyncIterator, Iterable
 
 import grpc
 
@@ -44,11 +45,31 @@ def status_for(error: BaseException) -> tuple[grpc.StatusCode, str]:
     return grpc.StatusCode.INTERNAL, INTERNAL_MESSAGE
 
 
-def error_from_status(code: grpc.StatusCode, details: str | None) -> MedaiError:
-    """The domain error for a status a downstream service answered, keeping its message."""
+RETRY_AFTER_KEY = "retry-after"
+
+
+def trailing_metadata_for(error: BaseException) -> tuple[tuple[str, str], ...]:
+    """Metadata sent with an error status: `retry-after` (whole seconds, at least 1) for Overloaded
+    with a hint; Envoy's transcoder passes it on to JSON callers as the Retry-After header."""
+    seconds = getattr(error, "retry_after_seconds", None) if isinstance(error, Overloaded) else None
+    return () if seconds is None else ((RETRY_AFTER_KEY, str(max(1, math.ceil(seconds)))),)
+
+
+def _retry_after(metadata: Iterable[tuple[str, str | bytes]] | None) -> float | None:
+    for key, value in metadata or ():
+        if key == RETRY_AFTER_KEY and isinstance(value, str) and value.isdigit():
+            return float(value)
+    return None
+
+
+def error_from_status(code: grpc.StatusCode, details: str | None,
+                      trailing: Iterable[tuple[str, str | bytes]] | None = None) -> MedaiError:
+    """The domain error for a status a downstream service answered, keeping its message (and retry hint)."""
     error_class = ERROR_BY_STATUS.get(code)
     if error_class is None:
         return MedaiError(INTERNAL_MESSAGE)
+    if error_class is Overloaded:
+        return Overloaded(details or None, retry_after_seconds=_retry_after(trailing))
     return error_class(details or None)
 
 
@@ -58,4 +79,4 @@ async def translated_rpc_errors() -> AsyncIterator[None]:
     try:
         yield
     except grpc.aio.AioRpcError as error:
-        raise error_from_status(error.code(), error.details()) from None
+        raise error_from_status(error.code(), error.details(), error.trailing_metadata()) from None

@@ -6,7 +6,8 @@ Which backend serves a URL is a table lookup on its scheme.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Sequence
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlparse
@@ -26,6 +27,18 @@ class Database(Protocol):
     async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Row]: ...
 
     async def close(self) -> None: ...
+
+    def transaction(self, lock_key: int | None = None) -> contextlib.AbstractAsyncContextManager[Transaction]:
+        """Statements that commit together; `lock_key` also serialises them with every other
+        transaction holding the same key (an advisory lock in PostgreSQL, a write lock in SQLite)."""
+
+
+class Transaction(Protocol):
+    async def execute(self, sql: str, params: Sequence[Any] = ()) -> int: ...
+
+    async def fetchone(self, sql: str, params: Sequence[Any] = ()) -> Row | None: ...
+
+    async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Row]: ...
 
 
 class SqliteDatabase:
@@ -69,24 +82,58 @@ class SqliteDatabase:
             await self._connection.close()
             self._connection = None
 
+    @contextlib.asynccontextmanager
+    async def transaction(self, lock_key: int | None = None) -> AsyncIterator[Transaction]:
+        async with self._lock:
+            await self._connection.execute("BEGIN IMMEDIATE")
+            try:
+                yield _SqliteTransaction(self._connection)
+            except BaseException:
+                await self._connection.execute("ROLLBACK")
+                raise
+            await self._connection.execute("COMMIT")
+
+
+class _SqliteTransaction:
+    def __init__(self, connection: Any) -> None:
+        self._connection = connection
+
+    async def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        cursor = await self._connection.execute(SqliteDatabase._sql(sql), tuple(params))
+        return cursor.rowcount
+
+    async def fetchone(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
+        async with self._connection.execute(SqliteDatabase._sql(sql), tuple(params)) as cursor:
+            return await cursor.fetchone()
+
+    async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        async with self._connection.execute(SqliteDatabase._sql(sql), tuple(params)) as cursor:
+            return list(await cursor.fetchall())
+
 
 class PostgresDatabase:
     """Production: a psycopg 3 async connection pool; each statement in its own transaction."""
 
     dialect = "postgresql"
 
-    def __init__(self, url: str, *, min_size: int = 1, max_size: int = 10) -> None:
+    def __init__(self, url: str, *, min_size: int = 1, max_size: int = 10, timeout: float = 30.0) -> None:
         self.url = url
         self._min_size, self._max_size = min_size, max_size
+        self._timeout = timeout  # seconds to get a connection (and to connect)
         self._pool: Any = None
 
     async def open(self) -> PostgresDatabase:
         from psycopg_pool import AsyncConnectionPool
 
         self._pool = AsyncConnectionPool(
-            self.url, min_size=self._min_size, max_size=self._max_size, open=False, kwargs={"autocommit": True}
+            self.url, min_size=self._min_size, max_size=self._max_size, open=False, timeout=self._timeout,
+            kwargs={"autocommit": True, "connect_timeout": max(1, round(self._timeout))},
         )
-        await self._pool.open(wait=True, timeout=10)
+        try:
+            await self._pool.open(wait=True, timeout=min(10.0, self._timeout))
+        except BaseException:
+            await self._pool.close()
+            raise
         return self
 
     async def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
@@ -109,26 +156,49 @@ class PostgresDatabase:
             await self._pool.close()
             self._pool = None
 
+    @contextlib.asynccontextmanager
+    async def transaction(self, lock_key: int | None = None) -> AsyncIterator[Transaction]:
+        async with self._pool.connection() as connection, connection.transaction():
+            if lock_key is not None:
+                await connection.execute("SELECT pg_advisory_xact_lock(%s)", (lock_key,))
+            yield _PostgresTransaction(connection)
 
-def _sqlite(url: str) -> Awaitable[Database]:
+
+class _PostgresTransaction:
+    def __init__(self, connection: Any) -> None:
+        self._connection = connection
+
+    async def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        return (await self._connection.execute(sql, tuple(params))).rowcount
+
+    async def fetchone(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
+        return await (await self._connection.execute(sql, tuple(params))).fetchone()
+
+    async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        return list(await (await self._connection.execute(sql, tuple(params))).fetchall())
+
+
+def _sqlite(url: str, timeout: float) -> Awaitable[Database]:
     # sqlite:///relative/file.db and sqlite:////absolute/file.db, as SQLAlchemy spells them.
     return SqliteDatabase(Path(urlparse(url).path.removeprefix("/"))).open()
 
 
-def _postgres(url: str) -> Awaitable[Database]:
-    return PostgresDatabase(url).open()
+def _postgres(url: str, timeout: float) -> Awaitable[Database]:
+    return PostgresDatabase(url, timeout=timeout).open()
 
 
-BACKENDS: dict[str, Callable[[str], Awaitable[Database]]] = {
+BACKENDS: dict[str, Callable[[str, float], Awaitable[Database]]] = {
     "sqlite": _sqlite,
     "postgresql": _postgres,
     "postgres": _postgres,
 }
 
 
-async def open_database(url: str) -> Database:
-    """Open the database a URL names: `sqlite:///data/medai.db`, `sqlite:////abs/path.db`, `postgresql://...`."""
+async def open_database(url: str, *, timeout: float = 30.0) -> Database:
+    """Open the database a URL names: `sqlite:///data/medai.db`, `sqlite:////abs/path.db`, `postgresql://...`.
+
+    `timeout`: seconds to wait for a connection (PostgreSQL)."""
     scheme = urlparse(url).scheme
     if scheme not in BACKENDS:
         raise ValueError(f"unsupported database URL scheme '{scheme}' (use sqlite or postgresql)")
-    return await BACKENDS[scheme](url)
+    return await BACKENDS[scheme](url, timeout)

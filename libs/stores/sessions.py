@@ -1,4 +1,4 @@
-"""Conversation sessions: an async store protocol (in-process now, Redis later).
+"""Conversation sessions: an async store protocol, kept in this process (here) or in Redis (`redis_sessions`).
 
 A session belongs to its owner (the caller's principal): for anyone else it does not exist,
 so no answer reveals whether another owner's session id is in use. Sessions expire after a

@@ -23,9 +23,11 @@ async def start(settings: ComplianceSettings) -> RunningService:
 
     async def close() -> None:
         await workers.close()
+        await core.close()
         executor.shutdown(wait=False, cancel_futures=True)
 
-    return RunningService(server, port, health, background=[warm, core.registry.run], on_stop=[close])
+    return RunningService(server, port, health, background=[warm, core.registry.run, *core.background()],
+                          on_stop=[close])
 
 
 if __name__ == "__main__":

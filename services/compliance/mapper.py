@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import dataclasses
+from datetime import datetime
 
 from google.protobuf import json_format, struct_pb2
 
 from libs.rpc.timestamps import timestamp_to_pb
+from libs.stores.audit import AuditRecord, Verification
 from libs.validation import GenerationParams
 from medai.common.v1 import inference_pb2
 from medai.conversation.v1 import conversation_pb2
@@ -103,6 +105,30 @@ def deidentify_response_to_pb(redaction: Redaction) -> inference_pb2.DeidentifyR
         redacted_text=redaction.text,
         entities=[inference_pb2.Entity(entity_type=e.entity_type, start=e.start, end=e.end, score=e.score)
                   for e in redaction.entities],
+    )
+
+
+def audit_records_to_pb(records: list[AuditRecord]) -> inference_pb2.ListAuditRecordsResponse:
+    return inference_pb2.ListAuditRecordsResponse(records=[audit_record_to_pb(r) for r in records])
+
+
+def audit_record_to_pb(record: AuditRecord) -> inference_pb2.AuditRecord:
+    event = record.event
+    return inference_pb2.AuditRecord(
+        sequence=record.sequence, recorded_at=timestamp_to_pb(datetime.fromisoformat(event.recorded_at)),
+        request_id=event.request_id, trace_id=event.trace_id, principal_id=event.principal_id, role=event.role,
+        client_address=event.client_address, action=event.action, model_id=event.model_id,
+        model_version=event.model_version, outcome=event.outcome, status_code=event.status_code,
+        purpose=event.purpose, phi_entity_counts=dict(event.phi_entity_counts), input_digest=event.input_digest,
+        output_digest=event.output_digest, latency_seconds=event.latency_seconds,
+        previous_hash=record.previous_hash, record_hash=record.record_hash,
+    )
+
+
+def verification_to_pb(verification: Verification) -> inference_pb2.VerifyAuditResponse:
+    return inference_pb2.VerifyAuditResponse(
+        intact=verification.intact, records_checked=verification.records_checked,
+        first_broken_sequence=verification.first_broken_sequence, reason=verification.reason,
     )
 
 

@@ -11,3 +11,8 @@ DEIDENTIFY_SECONDS = Histogram(
     "Time to analyse one batch of texts for PHI",
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
+DEIDENTIFY_BATCH_TEXTS = Histogram(
+    "medai_deidentify_batch_texts",
+    "Texts analysed together in one batch (concurrent requests share a spaCy pipe)",
+    buckets=(1, 2, 4, 8, 16, 32, 64),
+)

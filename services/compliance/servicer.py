@@ -20,7 +20,7 @@ def _caller(caller: inference_pb2.Caller) -> Caller:
 
 
 class ComplianceServicer(compliance_pb2_grpc.ComplianceServicer):
-    """medai.compliance.v1.Compliance (ListAuditRecords / VerifyAudit: UNIMPLEMENTED until the audit issue)."""
+    """medai.compliance.v1.Compliance."""
 
     def __init__(self, proxy: ComplianceProxy) -> None:
         self._proxy = proxy
@@ -48,6 +48,18 @@ class ComplianceServicer(compliance_pb2_grpc.ComplianceServicer):
         deleted = await self._proxy.delete_session(_caller(request.caller), request.request.model_id,
                                                    request.request.session_id, context.time_remaining())
         return inference_pb2.DeleteSessionResponse(deleted=deleted)
+
+
+    async def ListAuditRecords(self, request: compliance_pb2.ProxyListAuditRecordsRequest,
+                               context: grpc.aio.ServicerContext) -> inference_pb2.ListAuditRecordsResponse:
+        query = request.request
+        records = await self._proxy.list_audit_records(_caller(request.caller), after_sequence=query.after_sequence,
+                                                       limit=query.limit, request_id=query.request_id)
+        return mapper.audit_records_to_pb(records)
+
+    async def VerifyAudit(self, request: compliance_pb2.ProxyVerifyAuditRequest,
+                          context: grpc.aio.ServicerContext) -> inference_pb2.VerifyAuditResponse:
+        return mapper.verification_to_pb(await self._proxy.verify_audit(_caller(request.caller)))
 
 
 class ModelCatalogServicer(models_pb2_grpc.ModelCatalogServicer):

@@ -18,7 +18,7 @@ from libs.rpc.channels import open_channel
 from libs.rpc.status import translated_rpc_errors
 from medai.common.v1 import models_pb2, models_pb2_grpc
 from medai.conversation.v1 import conversation_pb2, conversation_pb2_grpc
-from medai.embedding.v1 import embedding_pb2_grpc
+from medai.embedding.v1 import embedding_pb2, embedding_pb2_grpc
 from medai.generation.v1 import generation_pb2_grpc
 from services.compliance import mapper
 from services.compliance.core.types import (
@@ -32,8 +32,11 @@ from services.compliance.core.types import (
     GeneratedChunk,
 )
 
-# Read-only services: the channel retries them once on UNAVAILABLE.
-IDEMPOTENT_SERVICES = (models_pb2.DESCRIPTOR.services_by_name["ModelCatalog"].full_name,)
+# Read-only services: the channel retries them once on UNAVAILABLE (on the next replica, if several).
+IDEMPOTENT_SERVICES = (
+    models_pb2.DESCRIPTOR.services_by_name["ModelCatalog"].full_name,
+    embedding_pb2.DESCRIPTOR.services_by_name["Embedding"].full_name,
+)
 WORKER_UNAVAILABLE = "model worker unavailable"
 
 
@@ -60,7 +63,8 @@ class GrpcWorkers:
     def _channel(self, address: str) -> grpc.aio.Channel:
         if address not in self._channels:
             self._channels[address] = open_channel(address, idempotent_services=IDEMPOTENT_SERVICES,
-                                                   max_reconnect_backoff_seconds=self._backoff)
+                                                   max_reconnect_backoff_seconds=self._backoff,
+                                                   load_balancing="round_robin")
         return self._channels[address]
 
     async def close(self) -> None:

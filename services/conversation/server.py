@@ -10,6 +10,7 @@ from libs.llm.engine import EngineConfig, LLMEngine
 from libs.rpc.catalog import ModelCatalogServicer
 from libs.rpc.health import HealthReporter
 from libs.rpc.server import new_server
+from libs.stores.redis_sessions import RedisSessionStore
 from libs.stores.sessions import InMemorySessionStore, SessionStore
 from medai.common.v1 import models_pb2, models_pb2_grpc
 from medai.conversation.v1 import conversation_pb2, conversation_pb2_grpc
@@ -29,7 +30,10 @@ class ConversationDeps:
 
 
 def session_store(settings: ConversationSettings) -> SessionStore:
-    """The in-process store (a Redis store for `APP_REDIS_URL` is a later addition)."""
+    """Redis when `APP_REDIS_URL` is set (shared by every replica, kept across restarts), else in-process."""
+    if settings.app.redis_url:
+        return RedisSessionStore.from_url(settings.app.redis_url, settings.session_ttl_seconds, settings.max_turns,
+                                          settings.session_key_prefix)
     return InMemorySessionStore(settings.session_ttl_seconds, settings.max_turns, settings.max_sessions)
 
 

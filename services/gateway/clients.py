@@ -17,10 +17,12 @@ from services.gateway.core.model import Caller, CatalogEntry, MeshHealth, Predic
 
 
 class ComplianceClient:
-    """The compliance proxy over one channel (gRPC balances over its resolved addresses)."""
+    """The compliance proxy over one channel, balanced (round robin) over every address its name resolves
+    to (in a cluster: a headless Service of the compliance replicas)."""
 
     def __init__(self, address: str) -> None:
-        self.channel = open_channel(address, idempotent_services=["medai.common.v1.ModelCatalog"])
+        self.channel = open_channel(address, idempotent_services=["medai.common.v1.ModelCatalog"],
+                                    load_balancing="round_robin")
         self._proxy = compliance_pb2_grpc.ComplianceStub(self.channel)
         self._catalog = models_pb2_grpc.ModelCatalogStub(self.channel)
 
@@ -77,6 +79,9 @@ class ComplianceClient:
         )
         async with translated_rpc_errors():
             return await self._proxy.VerifyAudit(request, timeout=timeout)
+
+    def generated_tokens(self, reply: Any) -> int | None:
+        return mapper.generated_tokens(reply)
 
     async def close(self) -> None:
         await self.channel.close()

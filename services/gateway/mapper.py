@@ -7,11 +7,19 @@ import grpc
 from google.api import httpbody_pb2
 from google.protobuf import json_format, struct_pb2, timestamp_pb2
 
+from libs.rpc.catalog import model_card_from_pb
 from libs.rpc.context import current_request_id
 from libs.validation import GenerationParams
 from medai.common.v1 import inference_pb2, models_pb2
 from medai.monitor.v1 import monitor_pb2
-from services.gateway.core.model import Caller, CallMetadata, CatalogEntry, MeshHealth, PredictCall, ServiceStatus
+from services.gateway.core.model import (
+    Caller,
+    CallMetadata,
+    CatalogEntry,
+    MeshHealth,
+    PredictCall,
+    ServiceStatus,
+)
 
 PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -53,6 +61,7 @@ def predict_call(request: inference_pb2.PredictRequest) -> PredictCall:
         user_id=request.user_id,
         session_id=request.session_id,
         purpose=request.purpose,
+        request_bytes=request.ByteSize(),
     )
 
 
@@ -89,7 +98,15 @@ def caller(value: Caller) -> inference_pb2.Caller:
 
 
 def catalog_entries(response: models_pb2.ListModelsResponse) -> list[CatalogEntry]:
-    return [CatalogEntry(info.model_id, info.model_type, info) for info in response.models]
+    return [CatalogEntry(info.model_id, info.model_type, info, model_card_from_pb(info).limits)
+            for info in response.models]
+
+
+def generated_tokens(reply: inference_pb2.PredictResponse | inference_pb2.PredictStreamChunk) -> int | None:
+    """Tokens generated per a predict answer (0 when it came from the cache) or a stream's last chunk."""
+    if isinstance(reply, inference_pb2.PredictStreamChunk):
+        return reply.usage.generated_tokens if reply.HasField("usage") else None
+    return 0 if reply.metadata.cached else reply.metadata.tokens_generated
 
 
 def list_models_response(records: list[models_pb2.ModelInfo]) -> models_pb2.ListModelsResponse:

@@ -12,12 +12,14 @@ from libs.rpc.server import new_server
 from libs.security.secret import load_secret
 from libs.stores.db import Database, open_database
 from libs.stores.keys import KeyStore
+from libs.stores.ratelimit import open_rate_limit_store
 from medai.gateway.v1 import gateway_pb2, gateway_pb2_grpc
 from services.gateway.clients import ComplianceClient, MonitorClient
 from services.gateway.core.auth import Authenticator
 from services.gateway.core.catalog import ModelCatalog
 from services.gateway.core.gateway import Gateway, GatewayLimits
 from services.gateway.core.model import ServiceStatus
+from services.gateway.core.quota import Quotas, QuotaSettings
 from services.gateway.servicer import GatewayServicer
 
 SERVICE_NAMES = [gateway_pb2.DESCRIPTOR.services_by_name["Gateway"].full_name]
@@ -33,6 +35,7 @@ class GatewayDeps:
     monitor: MonitorClient
 
     async def close(self) -> None:
+        await self.gateway.close()
         await self.compliance.close()
         await self.monitor.close()
         await self.db.close()
@@ -50,10 +53,17 @@ async def build_deps(settings: GatewaySettings) -> GatewayDeps:
         default_deadline_seconds=settings.default_deadline_seconds,
         max_inputs=settings.max_inputs,
         max_input_chars=settings.max_input_chars,
+        max_request_bytes=settings.max_request_bytes,
+        model_type_deadlines=dict(settings.model_type_deadline_seconds),
+    )
+    quotas = Quotas(
+        open_rate_limit_store(settings.app.redis_url, settings.rate_limit_redis_retry_seconds),
+        QuotaSettings(settings.rate_limit_requests_per_minute, settings.rate_limit_burst,
+                      settings.rate_limit_tokens_per_minute),
     )
     gateway = Gateway(Authenticator(keys, settings.key_cache_ttl_seconds),
                       ModelCatalog(compliance, settings.catalog_ttl_seconds), compliance, monitor, limits,
-                      ServiceStatus("SERVING", time.time()))
+                      ServiceStatus("SERVING", time.time()), quotas)
     return GatewayDeps(gateway, HealthReporter(SERVICE_NAMES), keys, db, compliance, monitor)
 
 

@@ -230,6 +230,7 @@ def test_one_trace_follows_a_request_across_services_without_phi(mesh):
     assert expected <= services and any("envoy" in name for name in services), services
     values = " ".join(value for span in spans for value in span.attribute_values)
     assert "Smith" not in values and "123-45-6789" not in values
+    assert response.json()["request_id"] in values  # every server span carries medai.request_id
 
 
 def test_sigterm_stops_every_process(mesh):

@@ -139,7 +139,14 @@ async def test_predict_stream_sends_redacted_text_and_public_chunks(compliance, 
     assert {(c.request_id, c.model_id, c.model_version) for c in chunks} == {("req-42", GEN_MODEL, "spy-1")}
 
 
-async def test_a_cancelled_stream_cancels_the_worker_stream(compliance, spy):
+async def test_a_cancelled_stream_cancels_the_worker_stream(spy, presidio_deidentifier):
+    # Without output redaction the first delta is forwarded at once (with it, a word is held until
+    # the next one arrives: tests/unit/compliance/test_compliance_streaming.py).
+    async with running_compliance([spy.address], presidio_deidentifier, redact_outputs=False) as compliance:
+        await _cancel_after_first_chunk(compliance, spy)
+
+
+async def _cancel_after_first_chunk(compliance, spy) -> None:
     spy.state.hold_stream = asyncio.Event()
     call = compliance.stub.PredictStream(predict_request(GEN_MODEL, NOTE), timeout=30)
     first = await call.read()
@@ -269,7 +276,9 @@ async def test_model_catalog_is_served_aggregated(compliance):
     assert raised.value.code() == grpc.StatusCode.NOT_FOUND
 
 
-async def test_audit_rpcs_are_unimplemented_for_now(compliance):
-    with pytest.raises(grpc.aio.AioRpcError) as raised:
-        await compliance.stub.VerifyAudit(compliance_pb2.ProxyVerifyAuditRequest(caller=CALLER))
-    assert raised.value.code() == grpc.StatusCode.UNIMPLEMENTED
+async def test_audit_rpcs_need_the_audit_permissions(compliance):
+    for call in (compliance.stub.VerifyAudit(compliance_pb2.ProxyVerifyAuditRequest(caller=CALLER)),
+                 compliance.stub.ListAuditRecords(compliance_pb2.ProxyListAuditRecordsRequest(caller=CALLER))):
+        with pytest.raises(grpc.aio.AioRpcError) as raised:
+            await call
+        assert raised.value.code() == grpc.StatusCode.PERMISSION_DENIED

@@ -16,7 +16,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from prometheus_client import REGISTRY
 from sentence_transformers import SentenceTransformer
 
-from libs.config import AppSettings, EmbeddingSettings
+from libs.config import AppSettings, EmbeddingSettings, ModelSettings
 from medai.common.v1 import models_pb2, models_pb2_grpc
 from medai.embedding.v1 import embedding_pb2, embedding_pb2_grpc
 from services.embedding.server import SERVICE_NAMES, EmbeddingDeps, build_deps, create_server
@@ -181,6 +181,7 @@ async def _check(call, predicate) -> bool:
 async def test_concurrent_requests_share_batches(reference: SentenceTransformer) -> None:
     model_id = "minilm-share"
     before = {
+        "requests": metric("medai_embed_requests_total", model_id),
         "count": metric("medai_embed_batch_size_count", model_id),
         "sum": metric("medai_embed_batch_size_sum", model_id),
         "single": metric("medai_embed_batch_size_bucket", model_id, le="1.0"),
@@ -193,6 +194,7 @@ async def test_concurrent_requests_share_batches(reference: SentenceTransformer)
     batches = metric("medai_embed_batch_size_count", model_id) - before["count"]
     single = metric("medai_embed_batch_size_bucket", model_id, le="1.0") - before["single"]
     assert metric("medai_embed_batch_size_sum", model_id) - before["sum"] == len(texts)
+    assert metric("medai_embed_requests_total", model_id) - before["requests"] == len(texts)
     assert batches - single > 0  # at least one forward pass held several requests' texts
     assert batches < len(texts)
     got = np.concatenate([vectors(response) for response in responses])
@@ -248,3 +250,33 @@ async def test_catalog_lists_its_one_model_and_refuses_unknown_ids() -> None:
     assert (health.model_id, health.status, health.requests_running, health.requests_waiting) == (
         "minilm-catalog", "SERVING", 0, 0)
     assert [error.code() for error in unknown] == [grpc.StatusCode.NOT_FOUND] * 3
+
+
+async def test_onnx_backend_is_exported_once_into_the_cache_and_matches_torch(reference, tmp_path) -> None:
+    cache = tmp_path / "models"
+    texts = [*TEXTS, LONG]
+    expected = reference.encode(texts, normalize_embeddings=True)
+    async with running_worker("minilm-onnx", backend="onnx", model=ModelSettings(cache_dir=cache)) as worker:
+        together = await worker.embedding.Embed(embedding_pb2.EmbedRequest(model_id=worker.model_id, inputs=texts))
+        apart = await asyncio.gather(
+            *(worker.embedding.Embed(embedding_pb2.EmbedRequest(model_id=worker.model_id, inputs=[text]))
+              for text in texts)
+        )
+        info = await worker.catalog.GetModelInfo(models_pb2.GetModelInfoRequest(model_id=worker.model_id))
+    assert np.all(cosines(vectors(together), expected) >= 0.999)
+    assert np.all(cosines(np.concatenate([vectors(r) for r in apart]), expected) >= 0.999)
+    assert together.truncated_inputs == 1
+    assert (info.backend, info.embedding_dimension, info.context_length, info.dtype) == ("onnx", 384, 256, "float32")
+
+    root = cache / "embedding-onnx"
+    [entry] = [path for path in root.iterdir() if path.is_dir()]
+    graph = entry / "onnx" / "model.onnx"
+    assert graph.is_file() and (entry / "medai-cache.json").is_file() and (entry / "modules.json").is_file()
+    assert not list(root.glob(".*tmp-*"))  # built aside, renamed into place
+    built = (entry.stat().st_ino, graph.stat().st_mtime_ns)
+
+    async with running_worker("minilm-onnx-again", backend="onnx", model=ModelSettings(cache_dir=cache)) as again:
+        second = await again.embedding.Embed(embedding_pb2.EmbedRequest(model_id=again.model_id, inputs=TEXTS[:1]))
+    assert [path for path in root.iterdir() if path.is_dir()] == [entry]
+    assert (entry.stat().st_ino, graph.stat().st_mtime_ns) == built  # loaded, not exported again
+    np.testing.assert_allclose(vectors(second)[0], vectors(together)[0], atol=1e-5)

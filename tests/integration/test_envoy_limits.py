@@ -55,6 +55,7 @@ def test_gateway_down_and_rate_limit_answer_generic_json(edge: RunningEdge) -> N
     bodies = {answer.status_code: answer.json() for answer in answers}
     assert bodies[503] == {"code": 14, "message": "gateway unavailable"}
     assert bodies[429] == {"code": 8, "message": "rate limit exceeded, retry later"}
+    assert next(a.headers.get("retry-after") for a in answers if a.status_code == 429) == "1"
     assert {answer.status_code for answer in answers} <= {503, 429}
     assert not [answer for answer in answers if "Smithers" in answer.text or "078-05" in answer.text]
 

@@ -5,6 +5,7 @@ both workers then load the cached safetensors.
 """
 from __future__ import annotations
 
+import asyncio
 import importlib.metadata
 from pathlib import Path
 
@@ -54,6 +55,20 @@ async def test_generation_worker_answers_with_the_real_model(model_cache):
     assert (info.model_type, info.backend, info.context_length) == ("text-generation", "transformers", 8192)
     assert 130_000_000 < info.parameter_count < 140_000_000
     assert manifests(model_cache) == before and len(before) == 1  # loaded from the cache, not converted again
+
+
+BATCH_PROMPTS = ["Name three symptoms of anemia.", "What is hypertension?",
+                 "Explain briefly how the kidneys filter blood.", "Why do we get fevers?"]
+
+
+async def test_concurrent_greedy_requests_equal_each_alone_with_the_real_model(model_cache):
+    settings = GenerationSettings(**fields(model_cache), apply_chat_template=True)
+    async with serve_generation(settings) as worker:
+        requests = [generate_request(prompt, model_id=MODEL_ID, max_new_tokens=24) for prompt in BATCH_PROMPTS]
+        alone = [await worker.generation.Generate(request) for request in requests]
+        together = await asyncio.gather(*(worker.generation.Generate(request) for request in requests))
+    assert [(r.text, r.finish_reason, r.usage) for r in together] == [(r.text, r.finish_reason, r.usage) for r in alone]
+    assert all(response.text for response in alone)
 
 
 async def test_conversation_worker_keeps_history_with_the_real_model(model_cache):

@@ -65,7 +65,8 @@ async def test_worker_down_is_503_through_envoy(tmp_path, tiny_lm_dir, presidio_
                     await worker_context.__aexit__(None, None, None)
                     worker_stopped = True
 
-                    down = await client.post(url, json=body, headers=headers)
+                    sampled = {**body, "parameters": {"max_new_tokens": 4, "temperature": 0.7}}  # no cache answers
+                    down = await client.post(url, json=sampled, headers=headers)
                     assert down.status_code == 503
                     assert "Mary" not in down.text and "536-22-8145" not in down.text
                     models = await client.get(f"http://127.0.0.1:{envoy_port}/models", headers=headers)

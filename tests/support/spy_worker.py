@@ -1,6 +1,6 @@
 """A spy model worker for compliance tests: a real gRPC server on 127.0.0.1 that records what it is sent.
 
-It serves ModelCatalog, Generation and Conversation the way the real workers do (in the
+It serves ModelCatalog, Generation, Conversation and Embedding the way the real workers do (in the
 public shapes), answers with a configurable reply, and can be told to fail with a status.
 """
 from __future__ import annotations
@@ -15,11 +15,12 @@ import grpc
 
 from medai.common.v1 import inference_pb2, models_pb2, models_pb2_grpc
 from medai.conversation.v1 import conversation_pb2, conversation_pb2_grpc
+from medai.embedding.v1 import embedding_pb2, embedding_pb2_grpc
 from medai.generation.v1 import generation_pb2, generation_pb2_grpc
 
 GEN_MODEL = "spy-gen"
 CHAT_MODEL = "spy-chat"
-EMB_MODEL = "spy-emb"  # listed only: the spy does not serve Embedding
+EMB_MODEL = "spy-emb"
 MODEL_VERSION = "spy-1"
 DEFAULT_MODELS = {GEN_MODEL: "text-generation", CHAT_MODEL: "conversation", EMB_MODEL: "embedding"}
 
@@ -133,6 +134,20 @@ class SpyConversation(conversation_pb2_grpc.ConversationServicer):
         return conversation_pb2.DeleteSessionResponse(deleted=True)
 
 
+class SpyEmbedding(embedding_pb2_grpc.EmbeddingServicer):
+    """One small vector per input: [characters, position, 1]."""
+
+    def __init__(self, state: SpyState) -> None:
+        self.state = state
+
+    async def Embed(self, request, context):
+        await self.state.record("Embed", request, context)
+        vectors = [embedding_pb2.Vector(values=[float(len(text)), float(index), 1.0])
+                   for index, text in enumerate(request.inputs)]
+        tokens = sum(len(text.split()) for text in request.inputs)
+        return embedding_pb2.EmbedResponse(embeddings=vectors, prompt_tokens=tokens, model_version=MODEL_VERSION)
+
+
 @dataclass
 class SpyWorker:
     state: SpyState
@@ -154,6 +169,7 @@ async def start_spy(port: int = 0, state: SpyState | None = None) -> SpyWorker:
     models_pb2_grpc.add_ModelCatalogServicer_to_server(SpyCatalog(state), server)
     generation_pb2_grpc.add_GenerationServicer_to_server(SpyGeneration(state), server)
     conversation_pb2_grpc.add_ConversationServicer_to_server(SpyConversation(state), server)
+    embedding_pb2_grpc.add_EmbeddingServicer_to_server(SpyEmbedding(state), server)
     bound = server.add_insecure_port(f"127.0.0.1:{port}")
     await server.start()
     return SpyWorker(state, server, bound)

@@ -9,6 +9,8 @@ memory for the request only (re-identification, a later issue, reads it); it is 
 from __future__ import annotations
 
 import asyncio
+import json
+import re
 import time
 from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import Executor
@@ -17,7 +19,7 @@ from typing import Protocol
 
 from libs.errors import NotReady
 from services.compliance.core.types import DetectedEntity, Redaction
-from services.compliance.metrics import DEIDENTIFY_SECONDS, PHI_ENTITIES_DETECTED
+from services.compliance.metrics import DEIDENTIFY_BATCH_TEXTS, DEIDENTIFY_SECONDS, PHI_ENTITIES_DETECTED
 
 WARMUP_TEXT = "Patient Jane Roe, phone 555-010-4477, email jane.roe@example.org, seen on 2024-03-01."
 
@@ -47,12 +49,15 @@ class RedactionPolicy:
 
 
 class PlaceholderMap:
-    """Placeholders of one request: the same (type, value) always gets the same `[TYPE_n]`."""
+    """Placeholders of one request (or conversation session): the same (type, value) always gets the
+    same `[TYPE_n]`. Placeholders of values the caller sent are marked `supplied`: only those are
+    restored by re-identification (PHI-like values a model made up stay redacted)."""
 
     def __init__(self) -> None:
         self._by_value: dict[tuple[str, str], str] = {}
         self._counts: dict[str, int] = {}
         self._values: dict[str, str] = {}
+        self._supplied: set[str] = set()
 
     def placeholder_for(self, entity_type: str, value: str) -> str:
         key = (entity_type, value)
@@ -63,10 +68,35 @@ class PlaceholderMap:
             self._values[placeholder] = value
         return self._by_value[key]
 
+    def mark_supplied(self) -> None:
+        """Every placeholder so far stands for a value the caller sent."""
+        self._supplied.update(self._values)
+
     @property
     def mapping(self) -> dict[str, str]:
         """placeholder -> original value (PHI: keep in memory, never log)."""
         return dict(self._values)
+
+    @property
+    def supplied(self) -> dict[str, str]:
+        """placeholder -> value, for values the caller sent."""
+        return {p: v for p, v in self._values.items() if p in self._supplied}
+
+    def to_json(self) -> str:
+        """The map serialised (PHI: only ever stored encrypted)."""
+        return json.dumps({"values": self._values, "supplied": sorted(self._supplied)})
+
+    @classmethod
+    def from_json(cls, data: str) -> PlaceholderMap:
+        loaded = json.loads(data)
+        placeholders = cls()
+        for placeholder, value in loaded["values"].items():
+            entity_type, _, number = placeholder[1:-1].rpartition("_")
+            placeholders._values[placeholder] = value
+            placeholders._by_value[(entity_type, value)] = placeholder
+            placeholders._counts[entity_type] = max(placeholders._counts.get(entity_type, 0), int(number))
+        placeholders._supplied = set(loaded["supplied"])
+        return placeholders
 
     def __len__(self) -> int:
         return len(self._values)
@@ -75,13 +105,27 @@ class PlaceholderMap:
         return f"PlaceholderMap({len(self)} placeholders)"
 
 
+_PLACEHOLDER = re.compile(r"\[([A-Z][A-Z0-9_]*_\d+)\]")
+
+
+def reidentify(text: str, mapping: dict[str, str]) -> str:
+    """text with each known placeholder replaced by its original value; unknown ones stay."""
+    return _PLACEHOLDER.sub(lambda m: mapping.get(m.group(0), m.group(0)), text)
+
+
 def resolve_overlaps(entities: Collection[DetectedEntity]) -> list[DetectedEntity]:
-    """Non-overlapping spans, preferring higher score then the longer span; sorted by start."""
-    kept: list[DetectedEntity] = []
-    for entity in sorted(entities, key=lambda e: (-e.score, -(e.end - e.start), e.start)):
-        if all(entity.end <= other.start or entity.start >= other.end for other in kept):
-            kept.append(entity)
-    return sorted(kept, key=lambda e: e.start)
+    """Non-overlapping spans sorted by start: overlapping spans merge into one covering them all (no
+    character any recognizer found survives), typed as the highest-scored (then longest) of them."""
+    merged: list[tuple[int, int, DetectedEntity]] = []
+    for entity in sorted(entities, key=lambda e: (e.start, -e.end)):
+        if merged and entity.start < merged[-1][1]:
+            start, end, best = merged[-1]
+            if (entity.score, entity.end - entity.start) > (best.score, best.end - best.start):
+                best = entity
+            merged[-1] = (start, max(end, entity.end), best)
+        else:
+            merged.append((entity.start, entity.end, entity))
+    return [DetectedEntity(best.entity_type, start, end, best.score) for start, end, best in merged]
 
 
 def substitute(text: str, entities: Sequence[DetectedEntity], placeholders: PlaceholderMap) -> str:
@@ -96,13 +140,65 @@ def substitute(text: str, entities: Sequence[DetectedEntity], placeholders: Plac
     return "".join(parts)
 
 
+class AnalysisBatcher:
+    """Analyses the texts of concurrent requests together: while one batch runs in the pool, new
+    texts queue; the next batch takes up to `max_texts` of them (waiting up to `max_wait` seconds
+    for more once one is queued) in one `analyze` call, i.e. one spaCy `nlp.pipe`."""
+
+    def __init__(self, executor: Executor, max_texts: int = 32, max_wait: float = 0.001) -> None:
+        self._executor = executor
+        self._max_texts = max_texts
+        self._max_wait = max_wait
+        self._queue: list[tuple[list[str], asyncio.Future]] = []
+        self._task: asyncio.Task | None = None
+
+    async def analyze(self, deidentifier: Deidentifier, texts: list[str]) -> list[list[DetectedEntity]]:
+        future = asyncio.get_running_loop().create_future()
+        self._queue.append((texts, future))
+        if self._task is None or self._task.done():
+            self._task = asyncio.ensure_future(self._drain(deidentifier))
+        return await future
+
+    async def _drain(self, deidentifier: Deidentifier) -> None:
+        loop = asyncio.get_running_loop()
+        while self._queue:
+            if self._max_wait and sum(len(t) for t, _ in self._queue) < self._max_texts:
+                await asyncio.sleep(self._max_wait)
+            batch, size = [], 0
+            while self._queue and (not batch or size + len(self._queue[0][0]) <= self._max_texts):
+                texts, future = self._queue.pop(0)
+                batch.append((texts, future))
+                size += len(texts)
+            batch = [(texts, future) for texts, future in batch if not future.done()]
+            if not batch:
+                continue
+            started = time.perf_counter()
+            try:
+                found = await loop.run_in_executor(self._executor, deidentifier.analyze,
+                                                   [text for texts, _ in batch for text in texts])
+            except Exception as error:
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(error)
+                continue
+            DEIDENTIFY_SECONDS.observe(time.perf_counter() - started)
+            DEIDENTIFY_BATCH_TEXTS.observe(size)
+            offset = 0
+            for texts, future in batch:
+                if not future.done():
+                    future.set_result(found[offset:offset + len(texts)])
+                offset += len(texts)
+
+
 class Redactor:
     """Async de-identification: owns the Deidentifier (built once, off the loop) and its thread pool."""
 
-    def __init__(self, executor: Executor, policy: RedactionPolicy) -> None:
+    def __init__(self, executor: Executor, policy: RedactionPolicy, *, batch_size: int = 32,
+                 batch_wait_seconds: float = 0.001) -> None:
         self._executor = executor
         self._policy = policy
         self._deidentifier: Deidentifier | None = None
+        self._batcher = AnalysisBatcher(executor, batch_size, batch_wait_seconds)
 
     @property
     def ready(self) -> bool:
@@ -124,19 +220,19 @@ class Redactor:
         await loop.run_in_executor(self._executor, deidentifier.analyze, [WARMUP_TEXT])
         self._deidentifier = deidentifier
 
-    async def redact(self, texts: Sequence[str], placeholders: PlaceholderMap) -> list[Redaction]:
-        """Each text with its PHI replaced; placeholders are shared by all texts of the request."""
+    async def find(self, texts: Sequence[str]) -> list[list[DetectedEntity]]:
+        """The spans the policy replaces in each text (non-overlapping, sorted)."""
         deidentifier = self._loaded()
         if not texts:
             return []
-        started = time.perf_counter()
-        found = await asyncio.get_running_loop().run_in_executor(
-            self._executor, deidentifier.analyze, list(texts)
-        )
-        DEIDENTIFY_SECONDS.observe(time.perf_counter() - started)
+        found = await self._batcher.analyze(deidentifier, list(texts))
+        return [resolve_overlaps([e for e in entities if self._policy.applies_to(e)]) for entities in found]
+
+    async def redact(self, texts: Sequence[str], placeholders: PlaceholderMap) -> list[Redaction]:
+        """Each text with its PHI replaced; placeholders are shared by all texts of the request."""
+        found = await self.find(texts)
         redactions = []
-        for text, entities in zip(texts, found, strict=True):
-            kept = resolve_overlaps([entity for entity in entities if self._policy.applies_to(entity)])
+        for text, kept in zip(texts, found, strict=True):
             for entity in kept:
                 PHI_ENTITIES_DETECTED.labels(entity.entity_type).inc()
             redactions.append(Redaction(substitute(text, kept, placeholders), tuple(kept)))

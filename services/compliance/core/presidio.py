@@ -1,13 +1,20 @@
-"""The Presidio `Deidentifier`: Presidio's analyzer over a spaCy model, built once at startup."""
+"""The Presidio `Deidentifier`: Presidio's analyzer over a spaCy model, built once at startup.
+
+The texts of a batch (one request's, or several concurrent requests' gathered by the batcher)
+go through spaCy's `nlp.pipe` together; recognizers then run per text, and found values are
+propagated to their other occurrences in the same text.
+"""
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import spacy
 from presidio_analyzer import AnalyzerEngine, BatchAnalyzerEngine
-from presidio_analyzer.nlp_engine import NlpEngineProvider
+from presidio_analyzer.nlp_engine import NerModelConfiguration, SpacyNlpEngine
 
+from services.compliance.core.phi.propagation import propagate
 from services.compliance.core.recognizers import (
     LANGUAGE,
     RecognizerContext,
@@ -16,18 +23,23 @@ from services.compliance.core.recognizers import (
 )
 from services.compliance.core.types import DetectedEntity
 
-# spaCy NER labels -> Presidio entities (Presidio's default.yaml, with ORG ignored: many false
-# positives such as "SSN"; HIPAA's identifiers are people, places, dates and numbers).
+# spaCy NER labels -> Presidio entities. Only people and places: spaCy's dates are mostly relative
+# ("next week") and dates are found by pattern; ORG has many false positives ("SSN"); NRP
+# (nationality, religion) is not a HIPAA identifier.
 NER_MODEL_CONFIGURATION = {
     "model_to_presidio_entity_mapping": {
-        "PER": "PERSON", "PERSON": "PERSON", "NORP": "NRP", "FAC": "LOCATION", "LOC": "LOCATION",
-        "GPE": "LOCATION", "LOCATION": "LOCATION", "DATE": "DATE_TIME", "TIME": "DATE_TIME",
+        "PER": "PERSON", "PERSON": "PERSON", "FAC": "LOCATION", "LOC": "LOCATION", "GPE": "LOCATION",
+        "LOCATION": "LOCATION",
     },
     "low_confidence_score_multiplier": 0.4,
     "low_score_entity_names": [],
     "labels_to_ignore": ["ORG", "ORGANIZATION", "CARDINAL", "EVENT", "LANGUAGE", "LAW", "MONEY", "ORDINAL",
-                         "PERCENT", "PRODUCT", "QUANTITY", "WORK_OF_ART"],
+                         "PERCENT", "PRODUCT", "QUANTITY", "WORK_OF_ART", "DATE", "TIME", "NORP"],
 }
+# The dependency parser feeds nothing Presidio uses here (NER and the tagger work without it).
+SPACY_EXCLUDE = ("parser",)
+# Propagation only spreads values at least this sure (the policy's threshold is applied later).
+PROPAGATION_THRESHOLD = 0.5
 
 
 @dataclass(frozen=True)
@@ -36,18 +48,26 @@ class PresidioConfig:
     tldextract_cache_dir: Path | None = None
 
 
+class LeanSpacyNlpEngine(SpacyNlpEngine):
+    """Presidio's spaCy engine, loading the model without the components it does not need."""
+
+    def load(self) -> None:
+        self.nlp = {model["lang_code"]: spacy.load(model["model_name"], exclude=list(SPACY_EXCLUDE))
+                    for model in self.models}
+
+
 class PresidioDeidentifier:
-    """Presidio's analyzer over a spaCy model, texts of one request analysed as one batch.
+    """Presidio's analyzer over a spaCy model; a batch of texts goes through spaCy in one `pipe`.
 
     It reports every span it finds; the Redactor applies the policy (threshold, allowed types).
     """
 
     def __init__(self, config: PresidioConfig) -> None:
-        nlp_engine = NlpEngineProvider(nlp_configuration={
-            "nlp_engine_name": "spacy",
-            "models": [{"lang_code": LANGUAGE, "model_name": config.spacy_model}],
-            "ner_model_configuration": NER_MODEL_CONFIGURATION,
-        }).create_engine()
+        nlp_engine = LeanSpacyNlpEngine(
+            models=[{"lang_code": LANGUAGE, "model_name": config.spacy_model}],
+            ner_model_configuration=NerModelConfiguration.from_dict(NER_MODEL_CONFIGURATION),
+        )
+        nlp_engine.load()
         cache_dir = str(config.tldextract_cache_dir) if config.tldextract_cache_dir else None
         context = RecognizerContext(tld_extractor=offline_tld_extractor(cache_dir))
         registry = build_registry(nlp_engine, context)
@@ -55,5 +75,10 @@ class PresidioDeidentifier:
         self._batch = BatchAnalyzerEngine(analyzer)
 
     def analyze(self, texts: Sequence[str]) -> list[list[DetectedEntity]]:
-        results = self._batch.analyze_iterator(list(texts), language=LANGUAGE, batch_size=max(1, len(texts)))
-        return [[DetectedEntity(r.entity_type, r.start, r.end, float(r.score)) for r in found] for found in results]
+        texts = list(texts)
+        results = self._batch.analyze_iterator(texts, language=LANGUAGE, batch_size=max(1, len(texts)))
+        return [
+            propagate(text, [DetectedEntity(r.entity_type, r.start, r.end, float(r.score)) for r in found],
+                      PROPAGATION_THRESHOLD)
+            for text, found in zip(texts, results, strict=True)
+        ]

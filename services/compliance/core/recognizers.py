@@ -1,7 +1,8 @@
-"""The recognizer registry: which Presidio recognizers find PHI, and the ones we replace or add.
+"""The recognizer registry: which Presidio recognizers find PHI, and the ones we replace, drop or add.
 
-Presidio's predefined recognizers are the base; `REPLACEMENTS` swaps some by name, and
-`ADDITIONS` adds ours (the medical / HIPAA recognizers slot in there, one small class each).
+Presidio's predefined recognizers are the base; `REPLACEMENTS` swaps some by name, `REMOVALS`
+drops those that only add false positives here, and `ADDITIONS` adds ours (one small class per
+concern, in `services.compliance.core.phi`), so that every HIPAA Safe Harbor category is covered.
 """
 from __future__ import annotations
 
@@ -14,6 +15,29 @@ import tldextract
 from presidio_analyzer import EntityRecognizer, RecognizerRegistry
 from presidio_analyzer.nlp_engine import NlpEngine
 from presidio_analyzer.predefined_recognizers import EmailRecognizer
+
+from services.compliance.core.phi.contact import PhoneFaxRecognizer, WebAddressRecognizer
+from services.compliance.core.phi.dates import AgeOver89Recognizer, ClinicalDateRecognizer
+from services.compliance.core.phi.gazetteers import NameGazetteerRecognizer, TownGazetteerRecognizer
+from services.compliance.core.phi.geography import (
+    AddressLabelRecognizer,
+    CityStateZipRecognizer,
+    PostalCodeRecognizer,
+    StreetAddressRecognizer,
+)
+from services.compliance.core.phi.identifiers import (
+    AnyFormSsnRecognizer,
+    LabelledIdentifierRecognizer,
+    ShapedIdentifierRecognizer,
+)
+from services.compliance.core.phi.names import (
+    CredentialedNameRecognizer,
+    CuedNameRecognizer,
+    FacilityRecognizer,
+    SubjectNameRecognizer,
+    TitledNameRecognizer,
+)
+from services.compliance.core.phi.ner import ClinicalSpacyRecognizer
 
 LANGUAGE = "en"
 # Country-specific recognizers to load (US identifiers: SSN, ITIN, passport, driver licence, bank).
@@ -48,9 +72,25 @@ RecognizerFactory = Callable[[RecognizerContext], EntityRecognizer]
 # Predefined recognizers replaced by ours, keyed by Presidio's recognizer name.
 REPLACEMENTS: dict[str, RecognizerFactory] = {
     "EmailRecognizer": lambda context: OfflineEmailRecognizer(context.tld_extractor, context.language),
+    # No DATE/TIME from NER (mostly relative: "next week"), clinical vocabulary is not a name.
+    "SpacyRecognizer": lambda context: ClinicalSpacyRecognizer(context.language),
+    # Presidio's drops sample-looking SSNs; for redaction, recall comes first.
+    "UsSsnRecognizer": lambda context: AnyFormSsnRecognizer(context.language),
+    # Every written date form with its time of day; bare years and weekdays are not PHI.
+    "DateRecognizer": lambda context: ClinicalDateRecognizer(context.language),
 }
+# Predefined recognizers dropped: DEA numbers are found by checksum (theirs matches any 2 letters + 7 digits).
+REMOVALS: tuple[str, ...] = ("MedicalLicenseRecognizer",)
 # Recognizers added to the predefined ones.
-ADDITIONS: tuple[RecognizerFactory, ...] = ()
+ADDITIONS: tuple[RecognizerFactory, ...] = tuple(
+    (lambda context, cls=cls: cls(context.language))
+    for cls in (
+        LabelledIdentifierRecognizer, ShapedIdentifierRecognizer, PhoneFaxRecognizer, AgeOver89Recognizer,
+        StreetAddressRecognizer, CityStateZipRecognizer, PostalCodeRecognizer, AddressLabelRecognizer,
+        TitledNameRecognizer, CuedNameRecognizer, CredentialedNameRecognizer, FacilityRecognizer,
+        NameGazetteerRecognizer, TownGazetteerRecognizer, WebAddressRecognizer, SubjectNameRecognizer,
+    )
+)
 
 
 def offline_tld_extractor(cache_dir: str | None) -> tldextract.TLDExtract:
@@ -66,10 +106,9 @@ def build_registry(nlp_engine: NlpEngine, context: RecognizerContext) -> Recogni
     with _other_languages_unreported():
         registry.load_predefined_recognizers(languages=[context.language], nlp_engine=nlp_engine,
                                              countries=list(COUNTRIES))
-    for name, factory in REPLACEMENTS.items():
+    for name in (*REPLACEMENTS, *REMOVALS):
         registry.remove_recognizer(name, language=context.language)
-        registry.add_recognizer(factory(context))
-    for factory in ADDITIONS:
+    for factory in (*REPLACEMENTS.values(), *ADDITIONS):
         registry.add_recognizer(factory(context))
     return registry
 

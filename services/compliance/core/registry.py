@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import ipaddress
+import itertools
 import logging
 import time
 from collections.abc import Sequence
@@ -17,6 +19,23 @@ log = logging.getLogger(__name__)
 # A lookup of an unknown model refreshes the catalogues at most this often (a worker that just
 # started is found without waiting for the next periodic refresh).
 MISS_REFRESH_SECONDS = 1.0
+
+
+def replica_target(addresses: Sequence[str]) -> str | None:
+    """One gRPC target for several replicas given as IP literals of one family ("ipv4:a:p,b:q"): the
+    worker channel balances over it (round robin) and retries idempotent calls on the next replica.
+    None when an address is a host name."""
+    families, parts = set(), []
+    for address in addresses:
+        host, _, port = address.rpartition(":")
+        host = "127.0.0.1" if host == "localhost" else host.strip("[]")
+        try:
+            version = ipaddress.ip_address(host).version
+        except ValueError:
+            return None
+        families.add(version)
+        parts.append(f"[{host}]:{port}" if version == 6 else f"{host}:{port}")
+    return f"ipv{families.pop()}:{','.join(parts)}" if len(families) == 1 else None
 
 
 @dataclass(frozen=True)
@@ -38,7 +57,7 @@ class Route:
 
 
 class ModelRegistry:
-    """model_id -> (model type, worker address).
+    """model_id -> (model type, worker address; several workers serving one model are its replicas).
 
     A worker that cannot be reached keeps the models it last reported (listed as UNAVAILABLE),
     so calls to them answer UNAVAILABLE rather than NOT_FOUND.
@@ -55,6 +74,7 @@ class ModelRegistry:
         self._reachable: dict[str, bool | None] = dict.fromkeys(self._addresses)  # None: never asked
         self._last_refresh = float("-inf")
         self._refreshing: asyncio.Future[None] | None = None
+        self._turns = itertools.count()
 
     async def refresh(self) -> None:
         """Ask every worker for its models, concurrently; joins a refresh already running; never raises."""
@@ -104,7 +124,17 @@ class ModelRegistry:
         return time.monotonic() - self._last_refresh >= self._miss_refresh_seconds
 
     def _find(self, model_id: str) -> Route | None:
-        return next((route for route in self._routes() if route.info.model_id == model_id), None)
+        """The model's route; served by several workers, its address names every reachable replica."""
+        routes = [route for route in self._routes() if route.info.model_id == model_id]
+        if len(routes) <= 1:
+            return routes[0] if routes else None
+        replicas = [route for route in routes if route.reachable] or routes
+        if len(replicas) == 1:
+            return replicas[0]
+        target = replica_target([route.address for route in replicas])
+        if target is None:  # host names: take turns here (each name may still resolve to several pods)
+            return replicas[next(self._turns) % len(replicas)]
+        return dataclasses.replace(replicas[0], address=target)
 
     def _routes(self) -> list[Route]:
         routes = [

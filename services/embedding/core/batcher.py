@@ -1,11 +1,12 @@
 """Dynamic batching across concurrent requests: one model loop, one forward pass at a time.
 
-Requests wait in a bounded queue. The loop takes the first one, waits up to `max_wait_seconds`
-for more (or until a batch would be full), then takes every queued text as a window, sorts it
-by token length so that texts of similar length share a forward pass (less padding), and cuts
-it into batches bounded by `max_batch_size` texts and `max_batch_tokens` padded tokens. Texts of
-a cancelled request leave the window before their batch starts. New requests wait for the next
-window, so no request is overtaken forever.
+Requests wait in a bounded queue. The oldest one waits up to `max_wait_seconds` after its
+arrival for company (less when a batch fills first; not at all when it already waited that long
+for the model), then the loop takes every queued text as a window, sorts it by token length so
+that texts of similar length share a forward pass (less padding), and cuts it into batches
+bounded by `max_batch_size` texts and `max_batch_tokens` padded tokens. Texts of a cancelled
+request leave the window before their batch starts. New requests wait for the next window, so
+no request is overtaken forever.
 """
 from __future__ import annotations
 
@@ -146,9 +147,10 @@ class DynamicBatcher:
         while not self._queue:
             self._arrived.clear()
             await self._arrived.wait()
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self._limits.max_wait_seconds
-        while not self._fills_batch() and (left := deadline - loop.time()) > 0:
+        # The wait counts from the oldest request's arrival (Triton's max queue delay): under load
+        # requests queued while the model was busy start as soon as it is free.
+        deadline = self._queue[0].enqueued_at + self._limits.max_wait_seconds
+        while not self._fills_batch() and (left := deadline - time.perf_counter()) > 0:
             self._arrived.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._arrived.wait(), left)

@@ -1,20 +1,30 @@
-"""The gateway's use cases: each authenticates, authorises, admits, validates and forwards."""
+"""The gateway's use cases: each authenticates, rate-limits, authorises, validates, admits and forwards."""
 from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Iterator, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
-from libs.catalog import CONVERSATION
+from libs.catalog import CONVERSATION, TEXT_GENERATION
 from libs.errors import InvalidInput, MedaiError, Overloaded
 from libs.security.roles import Permission
-from libs.validation import validate_generation_params, validate_inputs
+from libs.stores.ratelimit import InMemoryRateLimitStore
 from services.gateway.core.auth import Authenticator, require, require_model, require_model_access
 from services.gateway.core.catalog import ModelCatalog
-from services.gateway.core.model import Caller, CallMetadata, CatalogEntry, MeshHealth, PredictCall, ServiceStatus
+from services.gateway.core.model import (
+    Caller,
+    CallMetadata,
+    CatalogEntry,
+    MeshHealth,
+    PredictCall,
+    Principal,
+    ServiceStatus,
+)
 from services.gateway.core.ports import Compliance, Monitor
+from services.gateway.core.quota import Quotas, QuotaSettings
+from services.gateway.core.validation import RequestLimits, validate_predict, validate_text
 
 log = logging.getLogger(__name__)
 
@@ -22,25 +32,38 @@ HEALTH_TIMEOUT_SECONDS = 1.0
 METRICS_TIMEOUT_SECONDS = 5.0
 
 
+# Model types whose calls generate tokens (charged to the key's token budget).
+GENERATING_TYPES = frozenset({TEXT_GENERATION, CONVERSATION})
+
+
 @dataclass(frozen=True)
 class GatewayLimits:
-    """Request limits applied before any work is done."""
+    """Request limits applied before any work is done, and deadlines."""
 
     max_in_flight: int
     default_deadline_seconds: float
     max_inputs: int
     max_input_chars: int
+    max_request_bytes: int = 1_048_576
+    # Deadline by model type when the client sets none (else default_deadline_seconds).
+    model_type_deadlines: Mapping[str, float] = field(default_factory=dict)
+
+    @property
+    def request(self) -> RequestLimits:
+        return RequestLimits(self.max_request_bytes, self.max_inputs, self.max_input_chars)
 
 
 class Gateway:
     def __init__(self, authenticator: Authenticator, catalog: ModelCatalog, compliance: Compliance,
-                 monitor: Monitor, limits: GatewayLimits, own_status: ServiceStatus) -> None:
+                 monitor: Monitor, limits: GatewayLimits, own_status: ServiceStatus,
+                 quotas: Quotas | None = None) -> None:
         self._auth = authenticator
         self._catalog = catalog
         self._compliance = compliance
         self._monitor = monitor
         self._limits = limits
         self._own_status = own_status
+        self._quotas = quotas if quotas is not None else Quotas(InMemoryRateLimitStore(), QuotaSettings(0, 1, 0))
         self._in_flight = 0
 
     # -- public, unauthenticated -------------------------------------------------------------
@@ -56,7 +79,7 @@ class Gateway:
 
     # -- models ----------------------------------------------------------------------------
     async def list_models(self, meta: CallMetadata, model_type: str) -> list[Any]:
-        principal = await self._auth.authenticate(meta.authorization)
+        principal = await self._principal(meta)
         require(principal, Permission.MODELS_READ)
         entries = await self._catalog.entries()
         return [e.record for e in entries
@@ -72,21 +95,34 @@ class Gateway:
 
     # -- inference -------------------------------------------------------------------------
     async def predict(self, meta: CallMetadata, call: PredictCall) -> Any:
-        caller = await self._authorised_predict(meta, call)
+        caller, entry = await self._authorised_predict(meta, call)
+        generates = entry.model_type in GENERATING_TYPES
+        if generates:
+            await self._quotas.check_tokens(caller.principal)
         with self._admitted():
-            return await self._compliance.predict(caller, call, self._timeout(meta))
+            reply = await self._compliance.predict(caller, call, self._timeout(meta, entry.model_type))
+        if generates:
+            await self._quotas.charge_tokens(caller.principal, self._compliance.generated_tokens(reply) or 0)
+        return reply
 
     async def predict_stream(self, meta: CallMetadata, call: PredictCall) -> AsyncIterator[Any]:
-        caller = await self._authorised_predict(meta, call, Permission.STREAM)
+        caller, entry = await self._authorised_predict(meta, call, Permission.STREAM)
         if not isinstance(call.inputs, str):
             raise InvalidInput("must be a single string when streaming", field="inputs")
+        await self._quotas.check_tokens(caller.principal)
+        usage = _StreamUsage()
         with self._admitted():
-            async for chunk in self._compliance.predict_stream(caller, call, self._timeout(meta)):
-                yield chunk
+            try:
+                async for chunk in self._compliance.predict_stream(caller, call,
+                                                                   self._timeout(meta, entry.model_type)):
+                    usage.observe(self._compliance.generated_tokens(chunk))
+                    yield chunk
+            finally:
+                await self._quotas.charge_tokens(caller.principal, usage.tokens)
 
     async def deidentify(self, meta: CallMetadata, text: str) -> Any:
         caller = await self._caller(meta, Permission.PHI_DEIDENTIFY)
-        validate_inputs(text, max_items=1, max_chars=self._limits.max_input_chars)
+        validate_text(text, field="text", max_chars=self._limits.max_input_chars)
         with self._admitted():
             return await self._compliance.deidentify(caller, text, self._timeout(meta))
 
@@ -113,30 +149,42 @@ class Gateway:
             return await self._compliance.verify_audit(caller, self._timeout(meta))
 
     # -- policy helpers --------------------------------------------------------------------
-    async def _caller(self, meta: CallMetadata, *permissions: Permission) -> Caller:
+    async def _principal(self, meta: CallMetadata) -> Principal:
+        """The authenticated caller, charged one request of its key's rate limit."""
         principal = await self._auth.authenticate(meta.authorization)
+        await self._quotas.admit_request(principal)
+        return principal
+
+    async def _caller(self, meta: CallMetadata, *permissions: Permission) -> Caller:
+        principal = await self._principal(meta)
         require(principal, *permissions)
         return Caller(meta.request_id, principal, meta.client_address)
 
     async def _visible_model(self, meta: CallMetadata, model_id: str) -> CatalogEntry:
-        principal = await self._auth.authenticate(meta.authorization)
+        principal = await self._principal(meta)
         require(principal, Permission.MODELS_READ)
         entry = await self._catalog.get(model_id)
         require_model_access(principal, model_id)
         return entry
 
-    async def _authorised_predict(self, meta: CallMetadata, call: PredictCall, *extra: Permission) -> Caller:
+    async def _authorised_predict(self, meta: CallMetadata, call: PredictCall,
+                                  *extra: Permission) -> tuple[Caller, CatalogEntry]:
         caller = await self._caller(meta)
+        if not call.model_id:
+            raise InvalidInput("is required", field="model_id")
         entry = await self._catalog.get(call.model_id)
         require_model(caller.principal, call.model_id, entry.model_type, *extra)
-        validate_inputs(call.inputs, max_items=self._limits.max_inputs, max_chars=self._limits.max_input_chars)
-        validate_generation_params(call.params)
-        return caller
+        validate_predict(call, entry, self._limits.request)
+        return caller, entry
 
-    def _timeout(self, meta: CallMetadata) -> float:
-        """The client's remaining time, or the default deadline when it set none."""
-        default = self._limits.default_deadline_seconds
-        return min(meta.deadline_seconds, default) if meta.deadline_seconds is not None else default
+    def _timeout(self, meta: CallMetadata, model_type: str = "") -> float:
+        """The client's remaining time; when it set none, the default for the model type (or the general one)."""
+        if meta.deadline_seconds is not None:
+            return meta.deadline_seconds
+        return self._limits.model_type_deadlines.get(model_type, self._limits.default_deadline_seconds)
+
+    async def close(self) -> None:
+        await self._quotas.close()
 
     @contextlib.contextmanager
     def _admitted(self) -> Iterator[None]:
@@ -147,3 +195,20 @@ class Gateway:
             yield
         finally:
             self._in_flight -= 1
+
+
+class _StreamUsage:
+    """Generated tokens of a stream: the usage on its last chunk, or one per chunk if it ended early."""
+
+    def __init__(self) -> None:
+        self._chunks = 0
+        self._reported: int | None = None
+
+    def observe(self, reported: int | None) -> None:
+        self._chunks += 1
+        if reported is not None:
+            self._reported = reported
+
+    @property
+    def tokens(self) -> int:
+        return self._reported if self._reported is not None else self._chunks

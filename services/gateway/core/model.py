@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from libs.catalog import ModelLimits
 from libs.security.roles import Permission
 from libs.validation import GenerationParams
 
@@ -54,6 +55,7 @@ class PredictCall:
     user_id: str = ""
     session_id: str = ""
     purpose: str = ""
+    request_bytes: int = 0  # size of the request message as received
 
 
 @dataclass(frozen=True)
@@ -63,6 +65,7 @@ class CatalogEntry:
     model_id: str
     model_type: str
     record: Any = field(compare=False, repr=False)
+    limits: ModelLimits = field(default_factory=ModelLimits)  # what the model accepts per request
 
 
 @dataclass(frozen=True)

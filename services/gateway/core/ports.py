@@ -5,11 +5,22 @@ from collections.abc import AsyncIterator
 from typing import Any, Protocol
 
 from libs.stores.keys import ApiKey
+from libs.stores.ratelimit import Decision, Limit
 from services.gateway.core.model import Caller, CatalogEntry, MeshHealth, PredictCall
 
 
 class KeyLookup(Protocol):
     async def authenticate(self, plaintext: str) -> ApiKey | None: ...
+
+
+class RateLimiter(Protocol):
+    """A rate-limit bucket store (`libs.stores.ratelimit`)."""
+
+    async def acquire(self, key: str, limit: Limit, cost: float = 1.0) -> Decision: ...
+
+    async def charge(self, key: str, limit: Limit, cost: float) -> None: ...
+
+    async def close(self) -> None: ...
 
 
 class Compliance(Protocol):
@@ -30,6 +41,10 @@ class Compliance(Protocol):
     async def list_audit_records(self, caller: Caller, query: Any, timeout: float | None) -> Any: ...
 
     async def verify_audit(self, caller: Caller, timeout: float | None) -> Any: ...
+
+    def generated_tokens(self, reply: Any) -> int | None:
+        """Tokens a predict answer or stream chunk reports as generated (0 for a cached answer);
+        None for a stream chunk that carries no usage (all but the last)."""
 
 
 class Monitor(Protocol):

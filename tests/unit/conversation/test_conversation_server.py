@@ -6,6 +6,7 @@ import pytest
 from grpc_health.v1 import health_pb2
 from transformers import AutoTokenizer
 
+from libs.config import AppSettings, ConversationSettings
 from libs.llm.chat import ChatTemplate
 from libs.stores.sessions import Turn
 from medai.common.v1 import models_pb2
@@ -18,8 +19,12 @@ from tests.fixtures.llm_workers import (
     chat_request,
     eventually,
     health_status,
+    serve_conversation,
     wait_serving,
+    worker_fields,
 )
+from tests.support.ports import free_ports
+from tests.support.redis_server import REDIS_URL, isolated_redis
 from tests.unit.conversation.conftest import tiny_worker
 
 LONG_MESSAGE = "hello world " * 300  # about 1500 tokens of the tiny model's 4096
@@ -170,3 +175,40 @@ async def test_catalog_and_health(tiny_lm_dir, tmp_path):
             [("tiny-lm", "conversation", "SERVING")]
         health = await worker.catalog.GetModelHealth(models_pb2.GetModelHealthRequest(model_id="tiny-lm"))
         assert (health.status, health.requests_running, health.requests_waiting) == ("SERVING", 0, 0)
+
+
+def redis_worker(model_dir, cache_dir, redis_url: str, prefix: str):
+    settings = ConversationSettings(**{**worker_fields(model_dir, cache_dir),
+                                       "app": AppSettings(environment="test", redis_url=redis_url)},
+                                    system_prompt=SYSTEM_PROMPT, session_key_prefix=prefix)
+    return serve_conversation(settings)
+
+
+@pytest.mark.redis
+async def test_redis_sessions_survive_a_worker_restart_and_stay_owner_scoped(tiny_lm_dir, tmp_path, chat_template):
+    async with isolated_redis() as (client, prefix):
+        async with redis_worker(tiny_lm_dir, tmp_path, REDIS_URL, prefix) as worker:
+            first = await worker.chat("The patient reports")
+        assert [key async for key in client.scan_iter(match=f"{prefix}*")]  # stored in Redis, under the prefix
+        async with redis_worker(tiny_lm_dir, tmp_path, REDIS_URL, prefix) as restarted:
+            with pytest.raises(grpc.aio.AioRpcError) as caught:
+                await restarted.chat("hello", owner="mallory", session_id=first.session_id)
+            assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+            second = await restarted.chat("Follow up in two weeks", session_id=first.session_id)
+            deleted = await restarted.conversation.DeleteSession(
+                conversation_pb2.DeleteSessionRequest(session_id=first.session_id, owner="alice"))
+        assert second.turns == 2 and deleted.deleted
+        history = [("The patient reports", first.reply.text)]
+        assert second.reply.usage.prompt_tokens == prompt_tokens(chat_template, SYSTEM_PROMPT, history,
+                                                                 "Follow up in two weeks")
+        assert not [key async for key in client.scan_iter(match=f"{prefix}*")]
+
+
+async def test_redis_down_is_unavailable_not_internal(tiny_lm_dir, tmp_path):
+    port = free_ports(1)[0]  # nothing listens there
+    async with redis_worker(tiny_lm_dir, tmp_path, f"redis://127.0.0.1:{port}/0", "medai-test:") as worker:
+        for call in (lambda: worker.chat(PHI), lambda: worker.chat(PHI, session_id="0" * 32)):
+            with pytest.raises(grpc.aio.AioRpcError) as caught:
+                await call()
+            assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
+            assert "session store unavailable" in caught.value.details() and PHI not in caught.value.details()

@@ -88,6 +88,8 @@ def test_rate_limit_body_limit_and_route_timeout_follow_settings() -> None:
     filters = {f["name"]: f["typed_config"] for f in http_filters(config)}
     bucket = filters["envoy.filters.http.local_ratelimit"]["token_bucket"]
     assert (bucket["max_tokens"], bucket["tokens_per_fill"], bucket["fill_interval"]) == (7, 7, "1s")
+    hint = filters["envoy.filters.http.local_ratelimit"]["response_headers_to_add"][0]["header"]
+    assert hint == {"key": "retry-after", "value": "1"}
     assert filters["envoy.filters.http.buffer"]["max_request_bytes"] == 4096
     routes = _manager(config)["route_config"]["virtual_hosts"][0]["routes"]
     assert {r["route"]["timeout"] for r in routes if "route" in r} == {"90s"}

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -109,6 +110,38 @@ async def test_revoked_key_is_refused_after_the_cache_ttl(key_store, compliance)
         pytest.fail("revoked key still accepted after 5 s")
 
 
+async def refused_within(gateway, key: str, seconds: float) -> bool:
+    """Whether the key is refused (UNAUTHENTICATED) before `seconds` pass."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            await gateway.list_models(meta(key), "")
+        except Unauthenticated:
+            return True
+        await asyncio.sleep(0.02)
+    return False
+
+
+async def test_revoked_key_is_refused_on_every_replica(key_store, compliance):
+    replicas = [build_gateway(key_store, compliance, key_ttl=1.0) for _ in range(2)]
+    key_row, key = await key_store.create(name="t", role="admin")
+    for gateway in replicas:
+        await gateway.list_models(meta(key), "")  # each replica has the key cached now
+    await key_store.revoke(key_row.key_id)
+    assert [await refused_within(gateway, key, 5) for gateway in replicas] == [True, True]
+
+
+async def test_expired_key_is_refused(key_store, compliance):
+    gateway = build_gateway(key_store, compliance, key_ttl=1.0)
+    _, expired = await key_store.create(name="t", role="admin", expires_at=datetime.now(UTC) - timedelta(seconds=1))
+    with pytest.raises(Unauthenticated):
+        await gateway.list_models(meta(expired), "")
+    _, expiring = await key_store.create(name="t", role="admin",
+                                         expires_at=datetime.now(UTC) + timedelta(milliseconds=300))
+    await gateway.list_models(meta(expiring), "")  # valid now, and cached
+    assert await refused_within(gateway, expiring, 5)
+
+
 async def test_unknown_model_is_not_found(key_store, compliance):
     gateway = build_gateway(key_store, compliance)
     _, key = await key_store.create(name="t", role="admin")
@@ -167,9 +200,18 @@ async def test_deadline_passed_downstream_is_the_client_remaining_time(key_store
     gateway = build_gateway(key_store, compliance)
     _, key = await key_store.create(name="t", role="admin")
     await gateway.predict(meta(key, deadline=2.5), predict("gen-1"))
-    await gateway.predict(meta(key, deadline=None), predict("gen-1"))
-    timeouts = [args[2] for name, args in compliance.calls if name == "predict"]
-    assert timeouts == [2.5, 30.0]
+    await gateway.predict(meta(key, deadline=500.0), predict("gen-1"))  # honoured, not cut to the default
+    await _drain(gateway.predict_stream(meta(key, deadline=3.5), predict("chat-1")))
+    timeouts = [args[2] for name, args in compliance.calls if name.startswith("predict")]
+    assert timeouts == [2.5, 500.0, 3.5]
+
+
+@pytest.mark.parametrize(("model_id", "expected"), [("gen-1", 60.0), ("emb-1", 7.0), ("chat-1", 30.0)])
+async def test_without_a_client_deadline_the_model_type_default_applies(key_store, compliance, model_id, expected):
+    gateway = build_gateway(key_store, compliance)
+    _, key = await key_store.create(name="t", role="admin")
+    await gateway.predict(meta(key), predict(model_id))
+    assert compliance.calls[-1][1][2] == expected
 
 
 async def test_caller_identity_is_forwarded(key_store, compliance):

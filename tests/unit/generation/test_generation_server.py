@@ -93,6 +93,27 @@ async def test_bad_parameter_is_invalid_argument_naming_the_field(worker, field,
         assert PHI not in caught.value.details()
 
 
+EXTREME_VALID_PARAMETERS = [
+    {"temperature": 1e-300},  # scores overflow to infinities: the limit is greedy
+    {"temperature": 0.5, "repetition_penalty": 1e-300},
+    {"repetition_penalty": 1e300},
+    {"temperature": 2.0, "top_k": 2**32 - 1, "top_p": 1e-300},
+    {"temperature": 1.0, "seed": -(2**63)},
+    {"temperature": 1.0, "seed": 2**63 - 1},
+]
+
+
+@pytest.mark.parametrize("parameters", EXTREME_VALID_PARAMETERS, ids=range(len(EXTREME_VALID_PARAMETERS)))
+async def test_extreme_valid_parameters_generate(worker, parameters):
+    for call in (worker.generation.Generate, lambda r: collect(worker.generation.GenerateStream(r))):
+        await call(request("hello", max_new_tokens=5, **parameters))  # no INTERNAL, whatever the numbers
+
+
+async def test_a_temperature_near_zero_is_greedy(worker):
+    greedy = await worker.generate("Blood pressure", max_new_tokens=20)
+    assert (await worker.generate("Blood pressure", max_new_tokens=20, temperature=1e-300)).text == greedy.text
+
+
 @pytest.mark.parametrize("prompt", ["", "   "])
 async def test_empty_prompt_is_invalid_argument(worker, prompt):
     with pytest.raises(grpc.aio.AioRpcError) as caught:
@@ -231,7 +252,7 @@ async def test_model_catalog_describes_the_model(worker):
     assert info.parameter_count > 10_000 and info.memory_bytes > 0
     assert info.context_length == 4096
     assert (info.limits.max_input_tokens, info.limits.max_new_tokens) == (4095, 4000)
-    assert (info.limits.max_concurrent_requests, info.limits.max_queue) == (4, 32)
+    assert (info.limits.max_concurrent_requests, info.limits.max_queue, info.limits.max_batch_size) == (16, 32, 16)
     assert info.loaded_at.seconds > 0
     health = await worker.catalog.GetModelHealth(models_pb2.GetModelHealthRequest(model_id=""))
     assert (health.model_id, health.status, health.requests_running, health.requests_waiting) == \

@@ -9,6 +9,7 @@ from pydantic_settings import BaseSettings
 from libs.config import (
     SERVICE_SETTINGS,
     AppSettings,
+    ClientSettings,
     EnvoySettings,
     GatewaySettings,
     GenerationSettings,
@@ -22,7 +23,7 @@ from libs.config import (
 ROOT = Path(__file__).resolve().parents[3]
 SETTINGS_CLASSES: list[type[BaseSettings]] = [
     AppSettings, TelemetrySettings, ModelSettings, ServingSettings, MedicalSettings, EnvoySettings,
-    LauncherSettings, *SERVICE_SETTINGS.values(),
+    LauncherSettings, ClientSettings, *SERVICE_SETTINGS.values(),
 ]
 
 

@@ -9,7 +9,8 @@ from libs.llm.cache import MANIFEST, ModelCache
 
 
 def writer(calls: list[Path]):
-    def build(target: Path) -> None:
+    def build(target: Path, stage) -> None:
+        stage("writing")
         calls.append(target)
         target.mkdir()
         (target / "model.safetensors").write_text("weights")
@@ -31,7 +32,7 @@ def test_an_entry_is_built_once_and_then_reused(tmp_path):
 def test_a_failed_build_leaves_no_entry_and_no_temporary_files(tmp_path):
     cache = ModelCache(tmp_path / "cache")
 
-    def crash(target: Path) -> None:
+    def crash(target: Path, stage) -> None:
         target.mkdir()
         (target / "model.safetensors").write_text("half")
         raise RuntimeError("killed mid-way")
@@ -58,3 +59,15 @@ def test_leftovers_of_a_crashed_process_are_replaced(tmp_path):
 def test_entry_names_are_safe_folder_names(tmp_path):
     path = ModelCache(tmp_path).entry_path("../../etc/passwd model", "a" * 64)
     assert path.parent == tmp_path and "/" not in path.name and not path.name.startswith(".")
+
+
+def test_a_build_shows_a_progress_bar_on_the_terminal(tmp_path, capfd):
+    def build(target: Path, stage) -> None:
+        target.mkdir()
+        for name in ("reading", "writing", "tokenizer"):
+            stage(name)
+            (target / name).write_text(name)
+
+    ModelCache(tmp_path).get_or_build("tiny", "f" * 64, build, stages=3)
+    err = capfd.readouterr().err
+    assert "model cache: tiny" in err and "3/3" in err and "tokenizer" in err

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib.util
 import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -14,6 +15,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from libs.config import ModelSettings, ServingSettings
 from libs.errors import NotReady
+from libs.llm.batch import KVBatch
 from libs.llm.chat import ChatTemplate
 from libs.llm.engine import EngineConfig, LLMEngine
 from libs.llm.types import ChatMessage
@@ -24,8 +26,10 @@ MODEL_ID = "engine-tiny"
 
 
 @contextlib.asynccontextmanager
-async def started_engine(model_dir: Path, cache_dir: Path, **serving) -> AsyncIterator[LLMEngine]:
-    config = EngineConfig(MODEL_ID, str(model_dir), "main", ModelSettings(device="cpu", cache_dir=cache_dir),
+async def started_engine(model_dir: Path, cache_dir: Path, *, model: ModelSettings | None = None,
+                         **serving) -> AsyncIterator[LLMEngine]:
+    model = model or ModelSettings(device="cpu", cache_dir=cache_dir)
+    config = EngineConfig(MODEL_ID, str(model_dir), "main", model,
                           ServingSettings(**{"max_new_tokens_limit": 4000, **serving}))
     engine = LLMEngine(config)
     await engine.start()
@@ -152,3 +156,117 @@ def test_chat_template_renders_and_encodes(tiny_lm_dir):
     assert tokenizer.decode(chat.encode(messages)) == text
     tokenizer.chat_template = None
     assert ChatTemplate.of(tokenizer) is None
+
+
+PROMPTS = ["The patient reports mild chest pain", "hello", "Follow up in two weeks. Order a complete blood count",
+           "Blood pressure is normal"]
+
+
+def batch_counts() -> tuple[float, float]:
+    """(decode forward passes, sequence-rows decoded) so far, from medai_batch_size."""
+    return sample("medai_batch_size_count"), sample("medai_batch_size_sum")
+
+
+async def test_concurrent_requests_are_decoded_together_with_the_output_of_each_alone(engine):
+    params = GenerationParams(max_new_tokens=30)
+    alone = [await engine.complete(prompt, params) for prompt in PROMPTS]
+    passes_before, rows_before = batch_counts()
+    together = await asyncio.gather(*(engine.complete(prompt, params) for prompt in PROMPTS))
+    passes, rows = batch_counts()
+    assert list(together) == alone
+    decoded = sum(completion.usage.generated_tokens - 1 for completion in together)  # the first comes from prefill
+    assert rows - rows_before == decoded
+    assert passes - passes_before <= max(c.usage.generated_tokens for c in together) + len(PROMPTS) < decoded
+
+
+async def test_a_request_joins_and_leaves_a_running_batch(engine):
+    long_params, short_params = GenerationParams(max_new_tokens=300), GenerationParams(max_new_tokens=10)
+    long_alone = await engine.complete(PROMPTS[0], long_params)
+    short_alone = await engine.complete(PROMPTS[1], short_params)
+    passes_before, rows_before = batch_counts()
+    async with contextlib.aclosing(engine.stream(PROMPTS[0], long_params)) as long_stream:
+        first = await anext(long_stream)
+        short = await engine.complete(PROMPTS[1], short_params)  # joins, decodes beside the long one, leaves
+        rest = [delta async for delta in long_stream]
+    assert short == short_alone
+    assert first.text + "".join(delta.text for delta in rest) == long_alone.text
+    assert rest[-1].usage == long_alone.usage and rest[-1].finish_reason == "length"
+    passes, rows = batch_counts()
+    assert rows - rows_before == 299 + 9 and passes - passes_before < 299 + 9  # some passes held both
+
+
+async def test_a_cancelled_sequence_leaves_the_batch_and_the_others_go_on(engine):
+    params = GenerationParams(max_new_tokens=200)
+    alone = await engine.complete(PROMPTS[2], params)
+    cancelled = engine.stream(PROMPTS[0], GenerationParams(max_new_tokens=4000))
+    await anext(cancelled)
+    kept = engine.stream(PROMPTS[2], params)
+    first = await anext(kept)
+    await cancelled.aclose()
+
+    async def one_running() -> bool:
+        return engine.admission.running == 1
+
+    await eventually(one_running, timeout=2.0)
+    rest = [delta async for delta in kept]
+    assert first.text + "".join(delta.text for delta in rest) == alone.text and rest[-1].usage == alone.usage
+    assert engine.admission.running == 0
+
+
+async def test_a_model_whose_caches_cannot_be_stacked_decodes_sequences_in_turns(tiny_sliding_lm_dir, tmp_path):
+    async with started_engine(tiny_sliding_lm_dir, tmp_path) as engine:
+        assert engine.max_batch_size == 1
+        params = GenerationParams(max_new_tokens=20)
+        alone = [await engine.complete(prompt, params) for prompt in PROMPTS[:3]]
+        passes_before, rows_before = batch_counts()
+        together = await asyncio.gather(*(engine.complete(prompt, params) for prompt in PROMPTS[:3]))
+        passes, rows = batch_counts()
+    assert list(together) == alone
+    assert passes - passes_before == rows - rows_before == sum(c.usage.generated_tokens - 1 for c in together)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("bitsandbytes") is None, reason="the quantization extra is not installed")
+async def test_an_8bit_model_is_served_in_batches(wide_lm_dir, tmp_path):
+    model = ModelSettings(device="cpu", cache_dir=tmp_path, use_quantization=True, quantization_type="8bit")
+    async with started_engine(wide_lm_dir, tmp_path, model=model) as engine:
+        assert engine.description.quantization == "8bit" and engine.max_batch_size == 16
+        passes_before, rows_before = batch_counts()
+        completions = await asyncio.gather(*(engine.complete(prompt, GenerationParams(max_new_tokens=12))
+                                             for prompt in PROMPTS))
+        passes, rows = batch_counts()
+    assert [completion.usage.generated_tokens for completion in completions] == [12] * len(PROMPTS)
+    assert passes - passes_before < rows - rows_before == 11 * len(PROMPTS)
+
+
+async def test_a_bad_prompt_prefilled_with_others_fails_alone(engine):
+    params = GenerationParams(max_new_tokens=10)
+    alone = [await engine.complete(prompt, params) for prompt in PROMPTS[:2]]
+    results = await asyncio.gather(engine.complete(PROMPTS[0], params), engine.complete([10**7], params),
+                                   engine.complete(PROMPTS[1], params), return_exceptions=True)
+    assert isinstance(results[1], IndexError)  # no such token in the vocabulary
+    assert [results[0], results[2]] == alone
+
+    async def slots_free() -> bool:
+        return engine.admission.running == 0
+
+    await eventually(slots_free, timeout=2.0)
+
+
+async def test_a_failure_outside_any_one_sequence_fails_the_running_ones_and_the_engine_goes_on(engine, monkeypatch):
+    params = GenerationParams(max_new_tokens=400)
+    running = engine.stream(PROMPTS[0], params)
+    await anext(running)
+    extend = KVBatch.extend
+
+    def out_of_memory(self, other):  # what joining the batch meets when memory runs out (a GPU's case)
+        raise MemoryError("simulated")
+
+    monkeypatch.setattr(KVBatch, "extend", out_of_memory)
+    with pytest.raises(MemoryError):
+        await engine.complete(PROMPTS[1], GenerationParams(max_new_tokens=5))
+    with pytest.raises(MemoryError):
+        async for _ in running:
+            pass
+    monkeypatch.setattr(KVBatch, "extend", extend)
+    assert engine.admission.running == 0
+    assert (await engine.complete(PROMPTS[1], GenerationParams(max_new_tokens=5))).usage.generated_tokens == 5

@@ -65,26 +65,43 @@ def test_a_changed_gguf_is_converted_again(tiny_gguf, tmp_path):
     assert load_model(str(copy), "main", settings(tmp_path)).converted
 
 
-@pytest.fixture
-def pickle_folder(tiny_lm_dir, tmp_path) -> Path:
-    """The tiny model with its weights as a PyTorch pickle instead of safetensors."""
+def pickle_folder(tiny_lm_dir: Path, folder: Path, **extra: object) -> Path:
+    """The tiny model with its weights as a PyTorch pickle (plus `extra` entries) instead of safetensors."""
     from transformers import AutoModelForCausalLM
 
-    folder = tmp_path / "pickled"
     shutil.copytree(tiny_lm_dir, folder, ignore=shutil.ignore_patterns("*.safetensors"))
-    torch.save(AutoModelForCausalLM.from_pretrained(tiny_lm_dir).state_dict(), folder / "pytorch_model.bin")
+    state = AutoModelForCausalLM.from_pretrained(tiny_lm_dir).state_dict()
+    torch.save({**state, **extra}, folder / "pytorch_model.bin")
     return folder
 
 
-def test_pickle_weights_are_refused_by_default(pickle_folder, tmp_path):
-    with pytest.raises(ModelSourceError, match="pickle"):
-        load_model(str(pickle_folder), "main", settings(tmp_path))
+def test_pytorch_weights_load_as_tensors_only_and_are_converted_once(tiny_lm_dir, tmp_path, capfd):
+    folder = pickle_folder(tiny_lm_dir, tmp_path / "pickled")
+    first = load_model(str(folder), "main", settings(tmp_path))
+    assert first.converted and "model cache: pickled" in capfd.readouterr().err  # the progress bar
+    second = load_model(str(folder), "main", settings(tmp_path))
+    assert not second.converted
+    assert greedy_tokens(second) == greedy_tokens(first) == greedy_tokens(load_model(str(tiny_lm_dir), "main",
+                                                                                     settings(tmp_path)))
 
 
-def test_pickle_weights_load_when_allowed(pickle_folder, tiny_lm_dir, tmp_path):
-    loaded = load_model(str(pickle_folder), "main", settings(tmp_path, allow_pickle=True))
-    reference = load_model(str(tiny_lm_dir), "main", settings(tmp_path))
-    assert greedy_tokens(loaded) == greedy_tokens(reference)
+class Payload:
+    """Anything but a tensor: unpickling it means running code the file names."""
+
+
+def test_arbitrary_pickle_is_refused_with_the_reason(tiny_lm_dir, tmp_path):
+    folder = pickle_folder(tiny_lm_dir, tmp_path / "pickled", payload=Payload())
+    with pytest.raises(ModelSourceError) as caught:
+        load_model(str(folder), "main", settings(tmp_path))
+    message = caught.value.message
+    assert "pytorch_model.bin" in message and "arbitrary code" in message and "MODEL_ALLOW_PICKLE=true" in message
+    assert not [path for path in (tmp_path / "cache").iterdir() if path.is_dir()]  # nothing half-converted
+
+
+def test_arbitrary_pickle_loads_when_allowed(tiny_lm_dir, tmp_path):
+    folder = pickle_folder(tiny_lm_dir, tmp_path / "pickled", payload=Payload())
+    loaded = load_model(str(folder), "main", settings(tmp_path, allow_pickle=True))
+    assert greedy_tokens(loaded) == greedy_tokens(load_model(str(tiny_lm_dir), "main", settings(tmp_path)))
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error without a GPU")
@@ -99,7 +116,33 @@ def test_dtype_choice():
     assert select_dtype("bfloat16", torch.device("cpu")) == torch.bfloat16
 
 
-@pytest.mark.skipif(importlib.util.find_spec("bitsandbytes") is not None, reason="checks the error without it")
-def test_quantization_without_bitsandbytes_is_a_clear_error(tiny_lm_dir, tmp_path):
+def test_pytorch_weights_missing_a_tensor_are_refused(tiny_lm_dir, tmp_path):
+    folder = pickle_folder(tiny_lm_dir, tmp_path / "pickled")
+    state = torch.load(folder / "pytorch_model.bin", weights_only=True)
+    del state["transformer.h.0.attn.c_attn.weight"]
+    torch.save(state, folder / "pytorch_model.bin")
+    with pytest.raises(ModelSourceError, match="lack 1 tensor"):
+        load_model(str(folder), "main", settings(tmp_path))
+
+
+@pytest.mark.skipif(importlib.util.find_spec("bitsandbytes") is None, reason="the quantization extra is not installed")
+@pytest.mark.parametrize(("kind", "layer"), [("8bit", "Linear8bitLt"), ("4bit", "Linear4bit")])
+def test_bitsandbytes_quantization_loads_and_generates_on_cpu(wide_lm_dir, tmp_path, kind, layer):
+    plain = load_model(str(wide_lm_dir), "main", settings(tmp_path))
+    loaded = load_model(str(wide_lm_dir), "main", settings(tmp_path, use_quantization=True, quantization_type=kind))
+    assert type(loaded.model.transformer.h[0].attn.c_attn).__name__ == layer
+    description = loaded.description
+    assert (description.quantization, description.device) == (kind, "cpu")
+    assert description.parameter_count == plain.description.parameter_count  # as trained, not as packed
+    assert description.memory_bytes < plain.description.memory_bytes
+    tokens = greedy_tokens(loaded)
+    assert len(tokens) == 8 and all(0 <= token < len(loaded.tokenizer) for token in tokens)
+
+
+def test_quantization_without_bitsandbytes_is_a_clear_error(tiny_lm_dir, tmp_path, monkeypatch):
+    find_spec = importlib.util.find_spec
+    # Where the extra is installed, pretend it is not (uninstalling it here is not an option).
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "bitsandbytes" else
+                        find_spec(name, *a))
     with pytest.raises(ModelSourceError, match="bitsandbytes is not installed"):
         load_model(str(tiny_lm_dir), "main", settings(tmp_path, use_quantization=True, quantization_type="4bit"))

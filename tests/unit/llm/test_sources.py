@@ -1,6 +1,7 @@
 """Model source kinds: package, .gguf file, folder (pickle refused unless allowed), hub id."""
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from pathlib import Path
@@ -12,8 +13,8 @@ from libs.llm.sources import ModelSourceError, SourceOptions, resolve_source
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
-def options(tmp_path: Path, *, allow_pickle: bool = False) -> SourceOptions:
-    return SourceOptions(revision="main", allow_pickle=allow_pickle, hub_cache_dir=tmp_path / "hub")
+def options(tmp_path: Path) -> SourceOptions:
+    return SourceOptions(revision="main", hub_cache_dir=tmp_path / "hub")
 
 
 def folder_with(tmp_path: Path, *names: str) -> Path:
@@ -28,7 +29,7 @@ def test_folder_of_safetensors(tiny_lm_dir, tmp_path):
     resolved = resolve_source(str(tiny_lm_dir), options(tmp_path))
     assert (resolved.kind, resolved.folder, resolved.gguf_file, resolved.revision) == \
         ("folder", tiny_lm_dir, None, "main")
-    assert not resolved.pickle_weights
+    assert not resolved.pickle_files and not resolved.needs_conversion
 
 
 def test_gguf_file(tiny_gguf, tmp_path):
@@ -46,18 +47,26 @@ def test_folder_holding_several_ggufs_needs_a_file_named(tmp_path):
         resolve_source(str(folder_with(tmp_path, "a.gguf", "b.gguf")), options(tmp_path))
 
 
-def test_pickle_weights_are_refused_with_the_reason(tmp_path):
-    folder = folder_with(tmp_path, "config.json", "pytorch_model.bin")
-    with pytest.raises(ModelSourceError) as caught:
+def test_pytorch_weights_are_converted(tmp_path):
+    folder = folder_with(tmp_path, "config.json", "pytorch_model.bin", "training_args.bin")
+    resolved = resolve_source(str(folder), options(tmp_path))
+    assert (resolved.kind, resolved.pickle_files, resolved.needs_conversion) == ("folder", ("pytorch_model.bin",), True)
+
+
+def test_sharded_pytorch_weights_follow_their_index(tmp_path):
+    folder = folder_with(tmp_path, "config.json", "pytorch_model-00001-of-00002.bin",
+                         "pytorch_model-00002-of-00002.bin", "training_args.bin")
+    weight_map = {"a": "pytorch_model-00001-of-00002.bin", "b": "pytorch_model-00002-of-00002.bin"}
+    (folder / "pytorch_model.bin.index.json").write_text(json.dumps({"weight_map": weight_map}))
+    assert resolve_source(str(folder), options(tmp_path)).pickle_files == tuple(sorted(weight_map.values()))
+    (folder / "pytorch_model-00002-of-00002.bin").unlink()
+    with pytest.raises(ModelSourceError, match="lacks 1 weight shard"):
         resolve_source(str(folder), options(tmp_path))
-    assert "pickle" in caught.value.message and "arbitrary code" in caught.value.message
-    assert "MODEL_ALLOW_PICKLE" in caught.value.message
 
 
-def test_pickle_weights_load_only_when_allowed(tmp_path):
-    folder = folder_with(tmp_path, "config.json", "pytorch_model.bin")
-    resolved = resolve_source(str(folder), options(tmp_path, allow_pickle=True))
-    assert (resolved.kind, resolved.pickle_weights) == ("folder", True)
+def test_other_pickles_are_not_weights(tmp_path):
+    with pytest.raises(ModelSourceError, match="no weights"):
+        resolve_source(str(folder_with(tmp_path, "config.json", "training_args.bin")), options(tmp_path))
 
 
 def test_folder_without_weights(tmp_path):

@@ -1,0 +1,276 @@
+"""The audit trail of the compliance service: one record per request and outcome, never lost.
+
+Records go to the hash-chained store (`libs.stores.audit`). When the database cannot take one,
+it goes to a durable local spool (append-only JSON lines, fsync'd) and every later record
+follows it there until a background replay has appended the spool, in order, to the chain
+(records carry ids, so a replay cut short is simply repeated). With `fail_closed`, a record
+that can be written neither to the database nor to the spool refuses the request
+(NotReady -> UNAVAILABLE). Every `checkpoint_every` records an Ed25519 signature over the
+chain head is stored. Records hold no PHI: entity counts by type and keyed (HMAC) digests.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import hmac
+import json
+import logging
+import os
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from opentelemetry import trace
+from prometheus_client import Counter, Gauge
+
+from libs.errors import NotReady, PermissionDenied
+from libs.security.signing import Signer, Verifier
+from libs.stores.audit import AuditEvent, AuditRecord, AuditStore, Checkpoint, Verification, new_event
+from services.compliance.core.types import Caller
+
+log = logging.getLogger(__name__)
+
+AUDIT_RECORDS = Counter("medai_audit_records_total", "Audit records written, by where they went", ["destination"])
+AUDIT_LOST = Counter("medai_audit_records_lost_total", "Audit records written neither to the database nor the spool")
+AUDIT_SPOOLED = Gauge("medai_audit_spool_records", "Audit records waiting in the local spool")
+UNAVAILABLE_MESSAGE = "audit log unavailable"
+
+
+class Spool:
+    """Append-only JSON lines, each fsync'd before `append` returns."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def append(self, event: AuditEvent) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        try:
+            os.write(fd, (event.to_json() + "\n").encode())
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def read(self) -> list[AuditEvent]:
+        """The spooled events in order (a last line cut short by a crash is left out)."""
+        try:
+            lines = self.path.read_text().splitlines()
+        except OSError:  # none yet, or unreadable (then writes fail too, and fail-closed applies)
+            return []
+        events = []
+        for line in lines:
+            with contextlib.suppress(ValueError, TypeError):
+                events.append(AuditEvent.from_json(line))
+        return events
+
+    def clear(self) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            fd = os.open(self.path, os.O_WRONLY | os.O_TRUNC)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+
+
+@dataclass(frozen=True)
+class AuditPolicy:
+    fail_closed: bool = False
+    retry_seconds: float = 5.0
+    checkpoint_every: int = 100
+
+
+StoreOpener = Callable[[], Awaitable[AuditStore]]
+
+
+class AuditLog:
+    """Writes records (database, else spool), replays the spool, signs checkpoints, answers reads."""
+
+    def __init__(self, open_store: StoreOpener, spool: Spool, policy: AuditPolicy, signer: Signer | None = None,
+                 verifier: Verifier | None = None) -> None:
+        self._open_store = open_store
+        self._spool = spool
+        self._policy = policy
+        self._signer = signer
+        self._verifier = verifier
+        self._store: AuditStore | None = None
+        self._lock = asyncio.Lock()
+        self._spooled = len(spool.read())
+        self._retry_at = 0.0
+        self._closing: set[asyncio.Future] = set()
+        AUDIT_SPOOLED.set(self._spooled)
+
+    @property
+    def spooled(self) -> int:
+        return self._spooled
+
+    async def start(self) -> None:
+        """Open the store and replay what an earlier run spooled; a database that is away is retried later."""
+        await self.replay()
+
+    async def close(self) -> None:
+        if self._store is not None:
+            await self._store.db.close()
+            self._store = None
+
+    async def write(self, event: AuditEvent) -> None:
+        """Chain the event, or spool it; NotReady when neither works and the policy is fail-closed."""
+        async with self._lock:
+            if not self._spooled and await self._connected():
+                try:
+                    record = await self._store.append(event)
+                except Exception as error:  # the database went away: spool from now on
+                    self._database_down(error)
+                else:
+                    AUDIT_RECORDS.labels("database").inc()
+                    await self._maybe_checkpoint(record)
+                    return
+            self._to_spool(event)
+
+    async def replay(self) -> int:
+        """Append spooled events to the chain in order; how many were replayed (0 if the database is away)."""
+        async with self._lock:
+            if not await self._connected():
+                return 0
+            events = self._spool.read()
+            if not events:
+                self._spooled = 0
+                AUDIT_SPOOLED.set(0)
+                return 0
+            try:
+                added = await self._store.append_all(events)
+            except Exception as error:
+                self._database_down(error)
+                return 0
+            self._spool.clear()
+            self._spooled = 0
+            AUDIT_SPOOLED.set(0)
+            AUDIT_RECORDS.labels("replayed").inc(added)
+            log.info("audit spool replayed", extra={"records": added})
+            await self._maybe_checkpoint(None)
+            return added
+
+    async def run(self) -> None:
+        """Background job: replay the spool while it holds records (cancel to stop)."""
+        while True:
+            await asyncio.sleep(self._policy.retry_seconds)
+            if self._spooled:
+                await self.replay()
+
+    async def list(self, caller: Caller, *, after_sequence: int, limit: int, request_id: str) -> list[AuditRecord]:
+        _require(caller, "audit:read")
+        return await (await self._reader()).list(after_sequence=after_sequence, limit=limit, request_id=request_id)
+
+    async def verify(self, caller: Caller) -> Verification:
+        _require(caller, "audit:verify")
+        store = await self._reader()
+        return await store.verify(self._signature_valid if self._verifier is not None else None)
+
+    async def checkpoint(self) -> Checkpoint | None:
+        """Sign the current chain head now (also done every `checkpoint_every` records)."""
+        if self._signer is None or not await self._connected():
+            return None
+        sequence, head = await self._store.head()
+        if not sequence:
+            return None
+        checkpoint = Checkpoint(sequence, head, datetime.now(UTC).isoformat(), self._signer.key_id, "")
+        checkpoint = Checkpoint(sequence, head, checkpoint.signed_at, checkpoint.key_id,
+                                self._signer.sign(checkpoint.message()))
+        with contextlib.suppress(Exception):  # one already there for this sequence
+            await self._store.add_checkpoint(checkpoint)
+        return checkpoint
+
+    def _signature_valid(self, checkpoint: Checkpoint) -> bool:
+        return self._verifier.valid(checkpoint.key_id, checkpoint.message(), checkpoint.signature)
+
+    async def _maybe_checkpoint(self, record: AuditRecord | None) -> None:
+        every = self._policy.checkpoint_every
+        if self._signer is None or not every:
+            return
+        if record is None or record.sequence % every == 0:
+            try:
+                await self.checkpoint()
+            except Exception as error:
+                log.warning("audit checkpoint failed", extra={"error": type(error).__name__})
+
+    async def _reader(self) -> AuditStore:
+        if not await self._connected():
+            raise NotReady(UNAVAILABLE_MESSAGE)
+        return self._store
+
+    async def _connected(self) -> bool:
+        if self._store is not None:
+            return True
+        if time.monotonic() < self._retry_at:
+            return False
+        try:
+            self._store = await self._open_store()
+        except Exception as error:
+            self._database_down(error)
+            return False
+        return True
+
+    def _database_down(self, error: BaseException) -> None:
+        if self._store is not None:
+            store, self._store = self._store, None
+            closing = asyncio.ensure_future(_quietly_close(store))
+            self._closing.add(closing)
+            closing.add_done_callback(self._closing.discard)
+        self._retry_at = time.monotonic() + self._policy.retry_seconds
+        log.warning("audit database unavailable, spooling", extra={"error": type(error).__name__})
+
+    def _to_spool(self, event: AuditEvent) -> None:
+        try:
+            self._spool.append(event)
+        except OSError as error:
+            AUDIT_LOST.inc()
+            log.error("audit record written nowhere", extra={"error": type(error).__name__,
+                                                               "request_id": event.request_id})
+            if self._policy.fail_closed:
+                raise NotReady(UNAVAILABLE_MESSAGE) from None
+            return
+        self._spooled += 1
+        AUDIT_SPOOLED.set(self._spooled)
+        AUDIT_RECORDS.labels("spool").inc()
+
+
+async def _quietly_close(store: AuditStore) -> None:
+    with contextlib.suppress(Exception):
+        await store.db.close()
+
+
+def _require(caller: Caller, permission: str) -> None:
+    if permission not in caller.permissions:
+        raise PermissionDenied()
+
+
+class Digester:
+    """Keyed digests (HMAC-SHA256 with the server pepper) of what a request sent and received."""
+
+    def __init__(self, pepper: bytes) -> None:
+        self._pepper = pepper
+
+    def digest(self, value: object) -> str:
+        if value is None:
+            return ""
+        material = value if isinstance(value, str) else json.dumps(value, sort_keys=True, separators=(",", ":"))
+        return hmac.new(self._pepper, material.encode(), hashlib.sha256).hexdigest()
+
+
+def current_trace_id() -> str:
+    context = trace.get_current_span().get_span_context()
+    return f"{context.trace_id:032x}" if context.is_valid else ""
+
+
+def event_for(caller: Caller, action: str, outcome: str, *, model_id: str = "", model_version: str = "",
+              status_code: str = "", purpose: str = "", counts: Mapping[str, int] | None = None,
+              input_digest: str = "", output_digest: str = "", latency_seconds: float = 0.0) -> AuditEvent:
+    """An event about the caller's request (who, from where, what, how it ended)."""
+    return new_event(
+        action, outcome, request_id=caller.request_id, trace_id=current_trace_id(),
+        principal_id=caller.principal_id, role=caller.role, client_address=caller.client_address,
+        model_id=model_id[:256], model_version=model_version, status_code=status_code, purpose=purpose[:256],
+        phi_entity_counts=dict(counts or {}), input_digest=input_digest, output_digest=output_digest,
+        latency_seconds=latency_seconds)

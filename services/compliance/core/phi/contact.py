@@ -1,0 +1,49 @@
+"""Phone and fax numbers beyond Presidio's phonenumbers-based recognizer: labelled numbers in any
+national format ("Fax: 0490 75 40 81", "Desk: +41 (0)96 471 07 95"), and digit groups shaped like one."""
+from __future__ import annotations
+
+import re
+
+from services.compliance.core.phi.base import RuleRecognizer, digits, rule
+
+_LABEL = (r"(?i:\b(?:phone|tel(?:ephone)?|ph|fax|facsimile|mobile|cell(?:phone)?|pager|beeper|desk|home|work|"
+          r"office|contact|call(?:\s+(?:me|him|her|them|back))?(?:\s+(?:at|on))?|reach(?:ed)?\s+(?:me\s+)?at|"
+          r"callback|answering\s+at|text(?:\s+me)?(?:\s+at)?|messages\s+to|number)\b)")
+_NUMBER = r"(?P<value>\+?\(?\d[\d ().\-/]{4,22}\d(?:\s*(?:x|ext\.?|extension)\s*\d{1,5})?)"
+
+
+_EXTENSION = re.compile(r"\s*(?:x|ext\.?|extension)\s*\d{1,5}$", re.IGNORECASE)
+
+
+def _phone_digits(value: str) -> bool:
+    return 7 <= len(digits(_EXTENSION.sub("", value))) <= 15
+
+
+_DATE_SHAPED = re.compile(r"^(?:\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|\d{1,2}[-/.]\d{1,2}[-/.](?:\d{2}|\d{4}))$")
+
+
+def _grouped(value: str) -> bool:
+    groups = [g for g in value.replace(".", " ").replace("-", " ").split() if g]
+    return 7 <= len(digits(value)) <= 13 and len(groups) >= 3 and not _DATE_SHAPED.match(value)
+
+
+class PhoneFaxRecognizer(RuleRecognizer):
+    """Phone and fax numbers: labelled in any format, North American and international shapes alone,
+    and (lower score) runs of 2-4 digit groups that add up to a phone number's length."""
+
+    RULES = (
+        rule("PHONE_NUMBER", rf"{_LABEL}\s*(?:number|no\.?|#)?\s*[:.]?\s*\n?\s*{_NUMBER}", 0.75, _phone_digits),
+        rule("PHONE_NUMBER", r"(?<![\w-])(?:\+?1[ .-]?|00\d{1,3}[ .-]?)?\(?\d{3}\)?[ .-]?\d{3}[ .-]\d{4}"
+                             r"(?:\s*(?:x|ext\.?)\s*\d{1,5})?(?![\w-])", 0.7, _phone_digits),
+        rule("PHONE_NUMBER", r"(?<![\w+])\+\d{1,3}[ .-]?(?:\(0?\d{1,4}\)[ .-]?)?\d{1,4}(?:[ .-]\d{1,4}){1,4}(?![\w-])",
+             0.7, _phone_digits),
+        rule("PHONE_NUMBER", r"(?<![\w./-])\(\d{2,4}\)\s?\d{2,4}[ .-]\d{2,4}(?:[ .-]\d{2,4})?(?![\w-])", 0.6,
+             _phone_digits),
+        rule("PHONE_NUMBER", r"(?<![\w./:-])\d{2,4}(?:[ .-]\d{2,4}){2,4}(?![\w/:-]|\.\d)", 0.4, _grouped),
+    )
+
+
+class WebAddressRecognizer(RuleRecognizer):
+    """URLs with any top-level domain ("http://www.ross.biz/", "www.clinic.example/portal")."""
+
+    RULES = (rule("URL", r"(?i:\bhttps?://|\bwww\.)[^\s<>\"'()\[\]]+[^\s<>\"'()\[\].,;:!?]", 0.9),)

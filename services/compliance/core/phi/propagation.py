@@ -1,0 +1,49 @@
+"""Value propagation: a value found once is PHI wherever else it appears in the same text.
+
+NER finds "Vanessa P. Hertzog" in one sentence and misses "Vanessa" in the next; a labelled
+MRN may be repeated bare further down. Every occurrence of a found value, and of each word
+of a found name, is reported too.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import regex
+
+from services.compliance.core.phi.vocabulary import NOT_PHI
+from services.compliance.core.types import DetectedEntity
+
+PROPAGATED_SCORE = 0.7
+MIN_VALUE_CHARS = 4
+NAME_TYPES = frozenset({"PERSON"})
+# Types too generic to propagate (the same words name other things).
+NOT_PROPAGATED = frozenset({"NRP", "ORGANIZATION", "DATE_TIME"})
+
+
+def _name_parts(value: str) -> list[str]:
+    parts = [w.strip(".,'\u2019") for w in value.split()]
+    return [w for w in parts if len(w) >= 2 and w[0].isupper() and w.lower() not in NOT_PHI and w.isalpha()]
+
+
+def propagate(text: str, found: Iterable[DetectedEntity], threshold: float) -> list[DetectedEntity]:
+    """`found` plus every other occurrence of the values (and name words) among those above threshold."""
+    found = list(found)
+    terms: dict[str, DetectedEntity] = {}
+    for entity in sorted(found, key=lambda e: e.score):
+        if entity.score < threshold or entity.entity_type in NOT_PROPAGATED:
+            continue
+        value = text[entity.start:entity.end]
+        candidates = [value] + (_name_parts(value) if entity.entity_type in NAME_TYPES else [])
+        for term in candidates:
+            if len(term) >= MIN_VALUE_CHARS or (entity.entity_type in NAME_TYPES and len(term) >= 2 and term != value):
+                terms[term] = entity
+    if not terms:
+        return found
+    pattern = regex.compile(r"(?<![\w])(?:" + "|".join(regex.escape(t) for t in sorted(terms, key=len, reverse=True))
+                            + r")(?![\w])")
+    extra = []
+    for match in pattern.finditer(text):
+        source = terms[match.group()]
+        extra.append(DetectedEntity(source.entity_type, match.start(), match.end(), min(source.score,
+                                                                                          PROPAGATED_SCORE)))
+    return found + extra
