@@ -12,7 +12,8 @@ from pathlib import Path
 
 import spacy
 from presidio_analyzer import AnalyzerEngine, BatchAnalyzerEngine
-from presidio_analyzer.nlp_engine import NerModelConfiguration, SpacyNlpEngine
+from presidio_analyzer.nlp_engine import NerModelConfiguration, NlpArtifacts, SpacyNlpEngine
+from spacy.tokens import Doc
 
 from services.compliance.core.phi.propagation import propagate
 from services.compliance.core.recognizers import (
@@ -36,8 +37,10 @@ NER_MODEL_CONFIGURATION = {
     "labels_to_ignore": ["ORG", "ORGANIZATION", "CARDINAL", "EVENT", "LANGUAGE", "LAW", "MONEY", "ORDINAL",
                          "PERCENT", "PRODUCT", "QUANTITY", "WORK_OF_ART", "DATE", "TIME", "NORP"],
 }
-# The dependency parser feeds nothing Presidio uses here (NER and the tagger work without it).
-SPACY_EXCLUDE = ("parser",)
+# Components that feed nothing used here: the parser; the lemmatizer (context words match lower-cased
+# text instead: Presidio's enhancer compares by substring) and the attribute ruler (proper nouns are
+# read from the tagger's fine-grained tags). Together about a fifth of spaCy's time per note.
+SPACY_EXCLUDE = ("parser", "lemmatizer", "attribute_ruler")
 # Propagation only spreads values at least this sure (the policy's threshold is applied later).
 PROPAGATION_THRESHOLD = 0.5
 
@@ -54,6 +57,11 @@ class LeanSpacyNlpEngine(SpacyNlpEngine):
     def load(self) -> None:
         self.nlp = {model["lang_code"]: spacy.load(model["model_name"], exclude=list(SPACY_EXCLUDE))
                     for model in self.models}
+
+    def _doc_to_nlp_artifact(self, doc: Doc, language: str) -> NlpArtifacts:
+        artifacts = super()._doc_to_nlp_artifact(doc, language)
+        artifacts.lemmas = [token.lower_ for token in doc]
+        return artifacts
 
 
 class PresidioDeidentifier:

@@ -16,7 +16,7 @@ from presidio_analyzer import EntityRecognizer, RecognizerRegistry
 from presidio_analyzer.nlp_engine import NlpEngine
 from presidio_analyzer.predefined_recognizers import EmailRecognizer
 
-from services.compliance.core.phi.contact import PhoneFaxRecognizer, WebAddressRecognizer
+from services.compliance.core.phi.contact import PhoneFaxRecognizer, WebAddressRecognizer, WindowedPhoneRecognizer
 from services.compliance.core.phi.dates import AgeOver89Recognizer, ClinicalDateRecognizer
 from services.compliance.core.phi.gazetteers import NameGazetteerRecognizer, TownGazetteerRecognizer
 from services.compliance.core.phi.geography import (
@@ -76,6 +76,8 @@ REPLACEMENTS: dict[str, RecognizerFactory] = {
     "SpacyRecognizer": lambda context: ClinicalSpacyRecognizer(context.language),
     # Presidio's drops sample-looking SSNs; for redaction, recall comes first.
     "UsSsnRecognizer": lambda context: AnyFormSsnRecognizer(context.language),
+    # The same phonenumbers matching, on digit runs only (the stock one scans the whole text per region).
+    "PhoneRecognizer": lambda context: WindowedPhoneRecognizer(supported_language=context.language),
     # Every written date form with its time of day; bare years and weekdays are not PHI.
     "DateRecognizer": lambda context: ClinicalDateRecognizer(context.language),
 }

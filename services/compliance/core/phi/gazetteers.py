@@ -17,7 +17,7 @@ from presidio_analyzer.nlp_engine import NlpArtifacts
 from services.compliance.core.phi.vocabulary import NOT_PHI
 
 _NAME_ATTRIBUTES = ("first_names", "first_names_male", "first_names_female", "first_names_nonbinary", "last_names")
-_PROPER = frozenset({"PROPN"})
+_PROPER = frozenset({"NNP", "NNPS"})  # the tagger's proper-noun tags
 
 
 def _latin(word: str) -> bool:
@@ -82,7 +82,7 @@ class NameGazetteerRecognizer(_TokenRecognizer):
             return []
         results, run = [], []
         for token in nlp_artifacts.tokens:
-            known = token.text in self._names and token.pos_ in _PROPER
+            known = token.text in self._names and token.tag_ in _PROPER
             initial = bool(run) and len(token.text.rstrip(".")) == 1 and token.text[:1].isupper()
             if known or initial:
                 run.append(token)
@@ -125,7 +125,7 @@ class TownGazetteerRecognizer(_TokenRecognizer):
                 if [w.title() if w.isupper() else w for w in window] == list(words):
                     matched = len(words)
                     break
-            if matched and (matched > 1 or token.pos_ in _PROPER):
+            if matched and (matched > 1 or token.tag_ in _PROPER):
                 last = tokens[index + matched - 1]
                 results.append(self._result(token.idx, last.idx + len(last.text), self.SCORE))
                 index += matched
