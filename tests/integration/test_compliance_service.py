@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import threading
 import time
 from collections.abc import AsyncIterator
@@ -12,6 +13,7 @@ import pytest
 from google.protobuf import json_format, struct_pb2
 from grpc_health.v1 import health_pb2
 
+from libs.config import MedicalSettings
 from medai.common.v1 import inference_pb2, models_pb2
 from medai.compliance.v1 import compliance_pb2
 from tests.fixtures.compliance import Compliance, running_compliance
@@ -185,6 +187,18 @@ async def test_deidentify_answers_redacted_text_and_entities(compliance):
     assert_no_phi(response.redacted_text)
     assert {NOTE[e.start:e.end] for e in response.entities} == set(PHI)
     assert {e.entity_type for e in response.entities} == {"PERSON", "US_SSN", "PHONE_NUMBER", "EMAIL_ADDRESS"}
+
+
+async def test_the_configured_operator_reaches_the_worker(spy, presidio_deidentifier):
+    medical = MedicalSettings(redaction_operator="hash")
+    async with running_compliance([spy.address], presidio_deidentifier, medical=medical) as service:
+        await service.stub.Predict(predict_request(GEN_MODEL, NOTE))
+        await service.stub.Predict(predict_request(GEN_MODEL, "Follow up with John Smith tomorrow."))
+    first, second = (request.prompt for request in spy.state.requests("Generate"))
+    assert_no_phi(first + second)
+    pseudonyms = [re.findall(r"\[PERSON:[0-9a-f]+\]", prompt) for prompt in (first, second)]
+    assert pseudonyms[0] and pseudonyms[0] == pseudonyms[1]  # the same person, the same pseudonym
+    assert "[PERSON_1]" not in first
 
 
 BAD_REQUESTS = {

@@ -9,12 +9,14 @@ memory for the request only (re-identification, a later issue, reads it); it is 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import json
 import re
 import time
 from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import Executor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from libs.errors import NotReady
@@ -39,13 +41,19 @@ class DisabledDeidentifier:
 
 @dataclass(frozen=True)
 class RedactionPolicy:
-    """Which spans are replaced: scored at least `score_threshold`, of a type not in `allowed_types`."""
+    """Which spans are replaced (scored at least `score_threshold`, of a type not in `allowed_types`)
+    and with what (`operator`, one of OPERATORS; `hash_key` keys the `hash` operator)."""
 
     score_threshold: float = 0.35
     allowed_types: frozenset[str] = frozenset()
+    operator: str = "placeholder"
+    hash_key: bytes = field(default=b"", repr=False)
 
     def applies_to(self, entity: DetectedEntity) -> bool:
         return entity.score >= self.score_threshold and entity.entity_type not in self.allowed_types
+
+    def replacement(self, entity_type: str, value: str, placeholders: PlaceholderMap) -> str:
+        return OPERATORS[self.operator](self, entity_type, value, placeholders)
 
 
 class PlaceholderMap:
@@ -105,6 +113,23 @@ class PlaceholderMap:
         return f"PlaceholderMap({len(self)} placeholders)"
 
 
+def _keyed_hash(policy: RedactionPolicy, entity_type: str, value: str, _: PlaceholderMap) -> str:
+    digest = hmac.new(policy.hash_key, f"{entity_type}\0{value}".encode(), hashlib.sha256).hexdigest()
+    return f"[{entity_type}:{digest[:HASH_CHARS]}]"
+
+
+# How a found value is replaced. Only placeholders can be re-identified (their mapping is kept for the
+# request or session); `hash` gives the same pseudonym for the same value everywhere (linkable, not
+# reversible without the key); `mask` keeps the length; `remove` drops the value.
+OPERATORS: dict[str, Callable[[RedactionPolicy, str, str, PlaceholderMap], str]] = {
+    "placeholder": lambda policy, entity_type, value, placeholders: placeholders.placeholder_for(entity_type, value),
+    "mask": lambda policy, entity_type, value, placeholders: MASK_CHAR * len(value),
+    "remove": lambda policy, entity_type, value, placeholders: "",
+    "hash": _keyed_hash,
+}
+MASK_CHAR = "*"
+HASH_CHARS = 16
+
 _PLACEHOLDER = re.compile(r"\[([A-Z][A-Z0-9_]*_\d+)\]")
 
 
@@ -128,13 +153,14 @@ def resolve_overlaps(entities: Collection[DetectedEntity]) -> list[DetectedEntit
     return [DetectedEntity(best.entity_type, start, end, best.score) for start, end, best in merged]
 
 
-def substitute(text: str, entities: Sequence[DetectedEntity], placeholders: PlaceholderMap) -> str:
-    """text with each (non-overlapping, sorted) span replaced by its placeholder."""
+def substitute(text: str, entities: Sequence[DetectedEntity], placeholders: PlaceholderMap,
+               policy: RedactionPolicy = RedactionPolicy()) -> str:
+    """text with each (non-overlapping, sorted) span replaced as the policy's operator says."""
     parts: list[str] = []
     cursor = 0
     for entity in entities:
         parts.append(text[cursor:entity.start])
-        parts.append(placeholders.placeholder_for(entity.entity_type, text[entity.start:entity.end]))
+        parts.append(policy.replacement(entity.entity_type, text[entity.start:entity.end], placeholders))
         cursor = entity.end
     parts.append(text[cursor:])
     return "".join(parts)
@@ -204,6 +230,10 @@ class Redactor:
     def ready(self) -> bool:
         return self._deidentifier is not None
 
+    @property
+    def policy(self) -> RedactionPolicy:
+        return self._policy
+
     def ensure_ready(self) -> None:
         """Raise NotReady until the deidentifier is built and warm."""
         self._loaded()
@@ -235,5 +265,5 @@ class Redactor:
         for text, kept in zip(texts, found, strict=True):
             for entity in kept:
                 PHI_ENTITIES_DETECTED.labels(entity.entity_type).inc()
-            redactions.append(Redaction(substitute(text, kept, placeholders), tuple(kept)))
+            redactions.append(Redaction(substitute(text, kept, placeholders, self._policy), tuple(kept)))
         return redactions

@@ -52,7 +52,8 @@ class ComplianceCore:
         registry = ModelRegistry(settings.workers, workers, refresh_seconds=settings.registry_refresh_seconds,
                                  timeout_seconds=settings.catalog_timeout_seconds)
         medical = settings.medical
-        policy = RedactionPolicy(medical.score_threshold, frozenset(medical.allowed_phi_fields))
+        policy = RedactionPolicy(medical.score_threshold, frozenset(medical.allowed_phi_fields),
+                                 medical.redaction_operator, load_secret(settings.app))
         redactor = Redactor(executor, policy, batch_size=settings.deidentify_batch_size,
                             batch_wait_seconds=settings.deidentify_batch_wait_ms / 1000)
         safeguards, vault = build_safeguards(settings)

@@ -98,7 +98,7 @@ class StreamRedactor:
         if cut <= 0 and not final:
             return ""
         kept = [e for e in found if e.end <= cut]
-        released = substitute(text[:cut], kept, self._placeholders)
+        released = substitute(text[:cut], kept, self._placeholders, self._redactor.policy)
         for entity in kept:
             self.counts[entity.entity_type] = self.counts.get(entity.entity_type, 0) + 1
             PHI_ENTITIES_DETECTED.labels(entity.entity_type).inc()

@@ -131,3 +131,29 @@ def test_substitute_and_mapping_never_show_values_in_repr():
                 DetectedEntity("PERSON", 16, 19, 0.9)]
     assert substitute(text, entities, placeholders) == "[PERSON_1] met [PERSON_2] and [PERSON_1]"
     assert "Ann" not in repr(placeholders) and "Bob" not in repr(placeholders)
+
+
+@pytest.mark.parametrize(("operator", "expected"), [
+    ("placeholder", "[PERSON_1] met [PERSON_2] and [PERSON_1]"),
+    ("mask", "******** met ******** and ********"),
+    ("remove", " met  and "),
+])
+def test_operators_replace_every_span(operator, expected):
+    text = "Jane Roe met John Doe and Jane Roe"
+    entities = [DetectedEntity("PERSON", 0, 8, 0.9), DetectedEntity("PERSON", 13, 21, 0.9),
+                DetectedEntity("PERSON", 26, 34, 0.9)]
+    policy = RedactionPolicy(operator=operator, hash_key=b"k")
+    assert substitute(text, entities, PlaceholderMap(), policy) == expected
+
+
+def test_hash_operator_is_a_keyed_stable_pseudonym():
+    text = "Jane Roe met John Doe and Jane Roe"
+    entities = [DetectedEntity("PERSON", 0, 8, 0.9), DetectedEntity("PERSON", 13, 21, 0.9),
+                DetectedEntity("PERSON", 26, 34, 0.9)]
+    first = substitute(text, entities, PlaceholderMap(), RedactionPolicy(operator="hash", hash_key=b"k1"))
+    again = substitute(text, entities, PlaceholderMap(), RedactionPolicy(operator="hash", hash_key=b"k1"))
+    other_key = substitute(text, entities, PlaceholderMap(), RedactionPolicy(operator="hash", hash_key=b"k2"))
+    pseudonyms = first.split(" met ")[0], first.split(" and ")[1]
+    assert first == again and first != other_key
+    assert pseudonyms[0] == pseudonyms[1] and pseudonyms[0].startswith("[PERSON:")
+    assert "Jane" not in first and "John" not in first
