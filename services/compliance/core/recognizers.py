@@ -18,10 +18,21 @@ from presidio_analyzer.predefined_recognizers import EmailRecognizer
 
 from services.compliance.core.phi.contact import PhoneFaxRecognizer, WebAddressRecognizer, WindowedPhoneRecognizer
 from services.compliance.core.phi.dates import AgeOver89Recognizer, ClinicalDateRecognizer
-from services.compliance.core.phi.gazetteers import NameGazetteerRecognizer, TownGazetteerRecognizer
+from services.compliance.core.phi.gazetteers import (
+    CountryPostcodeRecognizer,
+    LowerCaseNameRecognizer,
+    NameGazetteerRecognizer,
+    NameLineRecognizer,
+    NameListRecognizer,
+    SpeakerLabelRecognizer,
+    TownGazetteerRecognizer,
+)
 from services.compliance.core.phi.geography import (
     AddressLabelRecognizer,
     CityStateZipRecognizer,
+    CuedPlaceRecognizer,
+    EuropeanStreetRecognizer,
+    PostalBlockRecognizer,
     PostalCodeRecognizer,
     StreetAddressRecognizer,
 )
@@ -37,7 +48,7 @@ from services.compliance.core.phi.names import (
     SubjectNameRecognizer,
     TitledNameRecognizer,
 )
-from services.compliance.core.phi.ner import ClinicalSpacyRecognizer
+from services.compliance.core.phi.ner import ClinicalSpacyRecognizer, NameShapedOrgRecognizer
 
 LANGUAGE = "en"
 # Country-specific recognizers to load (US identifiers: SSN, ITIN, passport, driver licence, bank).
@@ -91,6 +102,9 @@ ADDITIONS: tuple[RecognizerFactory, ...] = tuple(
         StreetAddressRecognizer, CityStateZipRecognizer, PostalCodeRecognizer, AddressLabelRecognizer,
         TitledNameRecognizer, CuedNameRecognizer, CredentialedNameRecognizer, FacilityRecognizer,
         NameGazetteerRecognizer, TownGazetteerRecognizer, WebAddressRecognizer, SubjectNameRecognizer,
+        LowerCaseNameRecognizer, NameLineRecognizer, SpeakerLabelRecognizer, CountryPostcodeRecognizer,
+        CuedPlaceRecognizer, NameListRecognizer, NameShapedOrgRecognizer, EuropeanStreetRecognizer,
+        PostalBlockRecognizer,
     )
 )
 

@@ -1,7 +1,9 @@
 """`RuleRecognizer`: a Presidio recognizer driven by a table of compiled rules.
 
 Each rule is a regex (compiled once, at import) with the entity it finds, a score, and an
-optional validator; the span reported is the rule's `value` group, or the whole match.
+optional validator; the span reported is the rule's `value` group, or the whole match. A rule
+whose regex is costly to scan for may carry a `gate`: a cheap regex for something every match
+holds ("strasse 12"); texts without it skip the rule.
 Rules use the `regex` module, so names can be matched by Unicode case (\\p{Lu}).
 """
 from __future__ import annotations
@@ -22,11 +24,13 @@ class Rule:
     pattern: regex.Pattern
     score: float
     valid: Validator | None = None
+    gate: regex.Pattern | None = None
 
 
-def rule(entity: str, pattern: str, score: float, valid: Validator | None = None, *, ignore_case: bool = False) -> Rule:
+def rule(entity: str, pattern: str, score: float, valid: Validator | None = None, *, ignore_case: bool = False,
+         gate: regex.Pattern | None = None) -> Rule:
     flags = regex.VERSION1 | regex.MULTILINE | (regex.IGNORECASE if ignore_case else 0)
-    return Rule(entity, regex.compile(pattern, flags), score, valid)
+    return Rule(entity, regex.compile(pattern, flags), score, valid, gate)
 
 
 class RuleRecognizer(LocalRecognizer):
@@ -45,10 +49,16 @@ class RuleRecognizer(LocalRecognizer):
     def analyze(self, text: str, entities: list[str], nlp_artifacts: NlpArtifacts | None = None,
                 ) -> list[RecognizerResult]:
         results = []
+        gates: dict[int, bool] = {}  # a gate shared by several rules is searched once per text
         metadata = {RecognizerResult.RECOGNIZER_NAME_KEY: self.name, RecognizerResult.RECOGNIZER_IDENTIFIER_KEY: self.id}  # noqa: E501
         for item in self.RULES:
             if entities and item.entity not in entities:
                 continue
+            if item.gate is not None:
+                if id(item.gate) not in gates:
+                    gates[id(item.gate)] = item.gate.search(text) is not None
+                if not gates[id(item.gate)]:
+                    continue
             for match in item.pattern.finditer(text, overlapped=False):
                 start, end = match.span("value") if "value" in item.pattern.groupindex else match.span()
                 if start < 0 or end <= start:

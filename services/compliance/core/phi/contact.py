@@ -12,18 +12,20 @@ from services.compliance.core.phi.base import RuleRecognizer, digits, rule
 
 _LABEL = (r"(?i:\b(?:phone|tel(?:ephone)?|ph|fax|facsimile|mobile|cell(?:phone)?|pager|beeper|desk|home|work|"
           r"office|contact|call(?:\s+(?:me|him|her|them|back))?(?:\s+(?:at|on))?|reach(?:ed)?\s+(?:me\s+)?at|"
-          r"callback|answering\s+at|text(?:\s+me)?(?:\s+at)?|messages\s+to|number)\b)")
-_NUMBER = r"(?P<value>\+?\(?\d[\d ().\-/]{4,22}\d(?:\s*(?:x|ext\.?|extension)\s*\d{1,5})?)"
+          r"callback|answering\s+at|text(?:\s+me)?(?:\s+at)?|messages\s+to|number|registered)\b)")
+_NUMBER = r"(?P<value>(?:\(?\+|\()?\d[\d ().\-/]{4,22}\d(?:\s*(?:x|ext\.?|extension)\s*\d{1,5})?)"
+# "... is my cell", "... was her work number": what a number is said to be after it.
+_LABEL_AFTER = (r"(?=[ \t]+(?:is|was)[ \t]+(?:my|his|her|their|our|the)[ \t]+(?:(?:new|cell|mobile|home|work|office|"
+                r"landline|direct|private|phone|fax|contact)[ \t]*)+(?:number|phone|line)?\b)")
 
 
+_DATE_SHAPED = re.compile(r"^(?:\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|\d{1,2}[-/.]\d{1,2}[-/.](?:\d{2}|\d{4}))$")
 _EXTENSION = re.compile(r"\s*(?:x|ext\.?|extension)\s*\d{1,5}$", re.IGNORECASE)
 
 
 def _phone_digits(value: str) -> bool:
-    return 7 <= len(digits(_EXTENSION.sub("", value))) <= 15
+    return 7 <= len(digits(_EXTENSION.sub("", value))) <= 15 and not _DATE_SHAPED.match(value)
 
-
-_DATE_SHAPED = re.compile(r"^(?:\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|\d{1,2}[-/.]\d{1,2}[-/.](?:\d{2}|\d{4}))$")
 
 
 def _grouped(value: str) -> bool:
@@ -32,11 +34,18 @@ def _grouped(value: str) -> bool:
 
 
 class PhoneFaxRecognizer(RuleRecognizer):
-    """Phone and fax numbers: labelled in any format, North American and international shapes alone,
-    and (lower score) runs of 2-4 digit groups that add up to a phone number's length."""
+    """Phone and fax numbers: labelled in any format ("my number is 54752772", "457-3681 is my cell"),
+    North American and international shapes alone, and (lower score) runs of 2-4 digit groups that add
+    up to a phone number's length."""
 
     RULES = (
-        rule("PHONE_NUMBER", rf"{_LABEL}\s*(?:number|no\.?|#)?\s*[:.]?\s*\n?\s*{_NUMBER}", 0.75, _phone_digits),
+        rule("PHONE_NUMBER", rf"{_LABEL}\s*(?:number|no\.?|#)?\s*(?:(?:is|was|on|at)\b)?\s*[:.]?\s*\n?\s*{_NUMBER}",
+             0.75, _phone_digits),
+        rule("PHONE_NUMBER", rf"(?<![\w.,/-]){_NUMBER}{_LABEL_AFTER}", 0.7, _phone_digits),
+        # International forms written without groups or with a bracketed trunk or country code:
+        # "+441154960200", "+44(0)1154960997", "(+30) 2220 033224", "(351) 925807302".
+        rule("PHONE_NUMBER", r"(?<![\w+])(?:\+\d{1,3}[ .-]?(?:\(0?\d{0,4}\)[ .-]?)?|\(\+?\d{1,3}\)[ .-]?)"
+                             r"\d(?:[ .-]?\d){5,13}(?![\w-])", 0.7, _phone_digits),
         rule("PHONE_NUMBER", r"(?<![\w-])(?:\+?1[ .-]?|00\d{1,3}[ .-]?)?\(?\d{3}\)?[ .-]?\d{3}[ .-]\d{4}"
                              r"(?:\s*(?:x|ext\.?)\s*\d{1,5})?(?![\w-])", 0.7, _phone_digits),
         rule("PHONE_NUMBER", r"(?<![\w+])\+\d{1,3}[ .-]?(?:\(0?\d{1,4}\)[ .-]?)?\d{1,4}(?:[ .-]\d{1,4}){1,4}(?![\w-])",
@@ -44,6 +53,8 @@ class PhoneFaxRecognizer(RuleRecognizer):
         rule("PHONE_NUMBER", r"(?<![\w./-])\(\d{2,4}\)\s?\d{2,4}[ .-]\d{2,4}(?:[ .-]\d{2,4})?(?![\w-])", 0.6,
              _phone_digits),
         rule("PHONE_NUMBER", r"(?<![\w./:-])\d{2,4}(?:[ .-]\d{2,4}){2,4}(?![\w/:-]|\.\d)", 0.4, _grouped),
+        # A local number without its area code ("555-0123").
+        rule("PHONE_NUMBER", r"(?<![\w.,/:-])\d{3}-\d{4}(?![\w/-]|[.,]\d)", 0.5),
     )
 
 

@@ -7,6 +7,8 @@ from presidio_analyzer import RecognizerResult
 from presidio_analyzer.nlp_engine import NlpArtifacts
 
 from services.compliance.core.phi.base import RuleRecognizer, rule
+from services.compliance.core.phi.gazetteers import person_names
+from services.compliance.core.phi.vocabulary import NOT_PHI, everyday_word, only_common_words, ordinary_word
 
 US_STATES = ["AL", "AK", "AZ", "AR", "CA", "CO", "CT", "DE", "FL", "GA", "HI", "ID", "IL", "IN", "IA", "KS", "KY", "LA", "ME", "MD", "MA", "MI", "MN", "MS", "MO", "MT", "NE", "NV", "NH", "NJ", "NM", "NY", "NC", "ND", "OH", "OK", "OR", "PA", "RI", "SC", "SD", "TN", "TX", "UT", "VT", "VA", "WA", "WV", "WI", "WY", "DC", "PR", "GU", "VI", "AS", "MP"]  # noqa: E501
 _STATE = "(?:" + "|".join(US_STATES) + ")"
@@ -33,61 +35,240 @@ _US_SUFFIX = ("(?:"
     "Brg|Brk|Btm|Byp|Byu|Cir|Clf|Cor|Cpe|Crk|Ctr|Cts|Cyn|Dam|Drs|Est|Ext|Fld|Fls|Flt|Frd|Frg|Frk|Fry|Fwy|"
     "Gdn|Gln|Grn|Grv|Hbr|Hls|Hts|Hvn|Hwy|Jct|Key|Knl|Lck|Ldg|Lgt|Lks|Mdw|Mnr|Msn|Mtn|Nck|Pln|Plz|Pne|Prt|"
     "Rdg|Riv|Row|Rpd|Rst|Rte|Rue|Run|Shl|Shr|Smt|Spg|Sta|Ter|Trl|Via|Vis|Vlg|Vly|Way|Av|Br|Cp|Ct|Cv|Dl|"
-    "Dm|Dr|Dv|Ft|Hl|Is|Ky|Lk|Ln|Ml|Mt|Pl|Pr|Pt|Rd|Sq|St|Un|Vl|Vw|Wl"
+    "Dm|Dr|Dv|Ft|Hl|Is|Ky|Lk|Ln|Ml|Mt|Pl|Pr|Pt|Rd|Sq|St|Un|Vl|Vw|Wl|"
+    # British and Commonwealth street types.
+    "Esplanade|Promenade|Broadway|Parade|Close|Wharf|Wynd|Quay|Rise|Chase|Drove|Yard|Circus|Gate"
     r")\b\.?")
+# Street-type endings of European street names, written on the name ("Feldstrasse 42", "Stelladreef 154")
+# or as a word of their own ("Kossuth utca 64.", "Király u. 15.").
 _EU_ENDINGS = (r"(?:straße|strasse|str\.|gasse|weg|platz|allee|ring|damm|ufer|vej|gade|allé|stræde|katu|tie|kuja|"
-               r"polku|väg|vägen|gatan|gata|veien|vegen|gate|laan|straat|plein|gracht|kade|utca|út|u\.|tér|körút|"
-               r"ulica|ul\.|aleja|cesta|ulice|náměstí|třída|iela|gatvė|tee|puiestee|sokak|sok\u0131\u011f\u0131|caddesi|bulvar)")
-_EU_PREFIXES = (r"(?:Rue|Via|Viale|Piazza|Piazzale|Corso|Largo|Calle|Avenida|Av\.|Avda\.?|Rua|Praça|Travessa|Plaza|"
-                r"Paseo|Carrer|Ulica|ul\.|Boulevard|Bd|Avenue|Chemin|Allée|Impasse|Strada|Odos|Leoforos|Str\.)")
-_UNIT_BODY = r"(?:(?:Apt|Apartment|Suite|Ste|Unit|Fl|Floor|Bldg|Building|Room(?=\s*\d+\w?\s*,))\.?\s*#?\s*[A-Za-z0-9-]+)"  # noqa: E501
+               r"polku|bulevardi|kaari|raitti|väg|vägen|gatan|gata|gränd|veien|vegen|gate|grenda|holtet|berget|havna|"
+               r"stien|svingen|bakken|tunet|jordet|løkka|skogen|kroken|plassen|brekka|laan|straat|plein|gracht|kade|"
+               r"dreef|singel|steeg|utca|útja|út|u\.|tér|körút|ulica|ul\.|aleja|cesta|ulice|náměstí|třída|iela|gatvė|"
+               r"tee|puiestee|sokak|sok\u0131\u011f\u0131|caddesi|bulvar|vegur|braut|stígur|terrasse|vei|veg)")
+# The endings that are no English words, for streets written in lower case ("hegyalja út 98.").
+_LOWER_EU_ENDINGS = (r"(?:straße|strasse|gasse|weg|platz|allee|vej|gade|katu|kuja|väg|vägen|gatan|gata|gränd|veien|"
+                     r"vegen|grenda|straat|gracht|dreef|utca|útja|út|körút|ulica|aleja|ulice|iela|gatvė|sokak|caddesi|"
+                     r"bulvar|vegur|braut)")
+# Every street with such an ending has the ending and its number ("strasse 12"): a cheap test first
+# (looking back from each digit is much faster than trying the endings at each position).
+_EU_GATE = regex.compile(rf"(?<=(?i:{_EU_ENDINGS})\s*)\d", regex.VERSION1)
+# Street-type words opening a street name ("Rue de la Paix 12", "Piazza Giacobbe, 62", "ul. Hallera 51/45").
+_EU_PREFIXES = (r"(?:Rue|Via|Viale|Vicolo|Piazza|Piazzale|Corso|Largo|Contrada|Borgo|Strada|Calle|C/|Avenida|Av\.|"
+                r"Avda\.?|Rua|Praça|Travessa|Estrada|Alameda|Plaza|Paseo|Pasaje|Glorieta|Cañada|Cuesta|Acceso|"
+                r"Pasadizo|Ronda|Camino|Callejón|Carretera|Travesía|Carrer|Ulica|Aleja|Plac|ul\.|al\.|pl\.|os\.|"
+                r"Boulevard|Bd|Avenue|Chemin|Allée|Impasse|Quai|Odos|Leoforos|Str\.|Aleea|Soseaua|Șoseaua|Intrarea|"
+                r"Bulevardul|Calea|Splaiul)")
+# Street-type words opening a street name that are no English words, for streets in lower case.
+_LOWER_EU_PREFIXES = (r"(?:rue|boulevard|impasse|allée|quai|chemin|avenue|viale|vicolo|piazza|piazzale|corso|largo|"
+                      r"contrada|strada|calle|avenida|rua|praça|travessa|paseo|pasaje|glorieta|carrer|ulica|aleja|plac)")
+# Lower-case particles inside street and town names ("Via dei Fiorentini", "Rua Vinte e Cinco de Setembro").
+_STREET_PARTICLE = (r"(?:de|del|della|dei|degli|delle|dello|di|da|do|dos|das|des|du|la|le|les|l'|d'|e|y|van|von|der|"
+                    r"den|am|an|zum|zur)")
+_UNIT_BODY = (r"(?:(?:Apt|Apartment|Suite|Ste|Unit|Bldg|Building|Fl|Floor|Flat|Studio|Piso|Puerta|Piano|"
+              r"Room(?=\s*\d+\w?\s*,))\.?\s*#?\s*[A-Za-z0-9-]+|"
+              r"(?i:apt|apartment|suite|ste|unit|bldg|building|flat)\.?\s*#?\s*\d[A-Za-z0-9-]*)")
 _UNIT = rf"(?:,?\s*{_UNIT_BODY})"
-_LINE_TAIL = r"(?:,?[ \t]*\p{Lu}[\p{L}'\u2019. -]{1,40})?(?:,?[ \t]*[A-Z]{2})?(?:[ \t]+\d{4,5}(?:-\d{3,4})?)?"
+_UNIT_WORD = r"(?i:apt|apartment|suite|ste|unit|bldg|building|fl|floor|flat|studio|room)\b"
+# Postcodes of the forms that do not read as a plain number: UK "WR36 9JA", Canada "K1A 0B1", the Netherlands
+# "5951 WT", Poland "84-054", Portugal "5622-415", Czechia and Sweden "440 56", Hungary "H-1215"; and 4-6 digits.
+POSTCODE = (r"(?:[A-Z]{1,2}\d[A-Z\d]?[ \t]\d[A-Z]{2}|[A-Z]\d[A-Z][ \t]?\d[A-Z]\d|\d{4}[ \t]?[A-Z]{2}|\d{2}-\d{3}|"
+            r"\d{3}[ \t]\d{2}|[A-Z]{1,2}-\d{4,5}|\d{4,6}(?:-\d{3,4})?)(?![\w-])")
 
 
 _NOT_A_UNIT_OF_MEASURE = (r"(?!\s*(?i:mg|mcg|\u00b5g|g|kg|ml|l|units?|iu|%|mmol|meq|tabs?|tablets?|caps?|capsules?|"
                           r"puffs?|drops?|times|x\b|hours?|hrs?|days?|weeks?|months?|years?|minutes?|mins?|am|pm|"
                           r"mmhg|bpm|cm|mm|in|lbs?|kg|oz)\b)")
-# What may follow a street on the same or the next lines: units, town, state, postcode, country.
-_TOWN_WORD = r"(?:\p{Lu}[\p{L}'\u2019.-]*|(?:de|del|do|da|du|la|di|dos|das|van|von|der|sur|upon|on)(?=[ \t]+\p{Lu}))"
-_PIECE = (rf"(?:{_UNIT_BODY}|{_TOWN_WORD}(?:[ \t]+{_TOWN_WORD}){{0,3}}|\d{{3,6}}(?:-\d{{3,4}})?|"
-          r"\([^)\n]{1,30}\)|nan)(?![\p{L}'\u2019]*[ \t]*:)")
-_CONTINUATION = regex.compile(rf"(?:(?:[ \t]*,[ \t]*|[ \t]*\n[ \t]*|[ \t]+|[ \t]*\n[ \t]*\n[ \t]*(?=\p{{Lu}}[\p{{L}} ]+\d{{4,6}}))"  # noqa: E501
-                              rf"{_PIECE})+", regex.VERSION1)
+# What may follow a street on the same or the next lines: units, town, state, postcode, country. A line
+# may open with a bullet ("??? ", "- "); a line of lower-case words only counts as a whole line. A town's
+# word has no full stop but for a short abbreviation ("St.", "Mt."), so a sentence's end ends the address.
+_TOWN_WORD = (r"(?:\p{Lu}\p{L}{0,2}\.|\p{Lu}[\p{L}\u2206'\u2019-]*(?:\.(?=[\p{L}-]))?[\p{L}\u2206'\u2019-]*|"
+              r"(?:de|del|do|da|du|la|di|dos|das|van|von|der|sur|upon|on|nad|u|am|an)(?=[ \t]+\p{Lu}))")
+_BULLET = r"(?:[^\w\s,]{1,4}[ \t]+)?"
+_LOWER_LINE = (rf"(?<=\n[ \t]*{_BULLET})\p{{Ll}}[\p{{Ll}}'\u2019.-]+(?:[ \t]+\p{{Ll}}[\p{{Ll}}'\u2019.-]+){{0,2}}"
+               r"(?:[ \t]+\d{3,6})?(?=[ \t]*(?:\n|$))")
+_PIECE = (rf"(?:{_UNIT_BODY}|{POSTCODE}|{_TOWN_WORD}(?:[ \t]+{_TOWN_WORD}){{0,3}}|\d{{3,6}}(?:-\d{{3,4}})?|"
+          rf"\d{{1,2}}(?=[ \t]+\d{{4,6}})|\([^)\n]{{1,30}}\)|nan|{_LOWER_LINE})(?![\p{{L}}'\u2019]*[ \t]*:)")
+_SEPARATOR = (rf"(?:[ \t]*\n[ \t]*{_BULLET}(?:,[ \t]*)?|[ \t]*,[ \t]*|[ \t]+|"
+              rf"[ \t]*\n[ \t]*\n[ \t]*(?=\p{{Lu}}[\p{{L}} ]+\d{{4,6}}))")
+_CONTINUATION = regex.compile(rf"(?:{_SEPARATOR}{_PIECE})+", regex.VERSION1)
 
 
-class StreetAddressRecognizer(RuleRecognizer):
-    """"1234 N. Oak Street, Apt 5", "Villacher Strasse 89", "Rue de la Paix 12", "P.O. Box 287",
-    "PSC 0413, Box 8144 APO AA 42323", "Suite 442" — with the town, state, postcode and country
-    that follow on the same or the next lines."""
+_LOWER_US_SUFFIX = (r"(?:street|avenue|road|boulevard|drive|lane|court|place|terrace|crescent|parkway|highway|close|"
+                    r"st\.|ave\.?|rd\.|blvd\.?)(?!\w)")
+# Words that do not stand inside a street name ("walked 2 blocks down the street", "live at Feldstrasse 4").
+_NOT_IN_STREET = (r"(?:the|a|an|of|to|down|up|across|on|in|at|from|into|onto|this|that|my|his|her|their|our|your|and|"
+                  r"or|is|it|live|lives|send|ship|located|address)\b")
 
-    RULES = (
-        rule("STREET_ADDRESS", rf"(?<![\w/.-])(?:{_NUMBER}\s+){{1,2}}(?:(?:[NSEW]|North|South|East|West)\.?\s+)?"
-                               rf"(?:{_WORD}\s+){{0,3}}{_US_SUFFIX}(?:\s+[NSEW]{{1,2}}\b)?{_UNIT}?", 0.85),
-        rule("STREET_ADDRESS", rf"(?<![\w/.-])(?:{_NUMBER}\s+)?(?:{_WORD}[ -]){{0,2}}\p{{Lu}}[\p{{L}}-]*"
-                               rf"(?i:{_EU_ENDINGS})\s*\d{{1,5}}[A-Za-z]?\b\.?{_UNIT}?", 0.8),
-        rule("STREET_ADDRESS", rf"(?<![\w/.-])(?:{_NUMBER}\s+)?\p{{Lu}}[\p{{L}}-]*\s+(?i:{_EU_ENDINGS})\s*"
-                               rf"\d{{1,5}}[A-Za-z]?\b\.?{_UNIT}?", 0.8),
-        rule("STREET_ADDRESS", rf"(?<![\w/.-])(?:{_NUMBER},?\s+)?{_EU_PREFIXES}\s+(?:(?:de|del|della|di|da|do|dos|"
-                               rf"des|du|la|le|les|l'|d')\s*)*(?:{_WORD}\s+){{0,3}}{_NUMBER}\b{_UNIT}?", 0.75),
-        rule("STREET_ADDRESS", rf"(?<![\w/.,-])\d{{2,6}}[ \t]+(?:\p{{Lu}}[\p{{L}}'\u2019.-]*[ \t]+){{1,3}}\d{{1,5}}\b"
-                               rf"{_NOT_A_UNIT_OF_MEASURE}{_UNIT}?", 0.6),
-        rule("STREET_ADDRESS", r"(?<![\w-])(?:\d{1,6}\s+)?(?i:P\.?\s?O\.?\s*Box\s+\d+)", 0.85),
-        rule("STREET_ADDRESS", r"\b(?:PSC|CMR|Unit|UNIT|unit|USNS|USNV|USS)\s+[\w ]{0,20}?\d{0,5},?\s+(?i:box)\s+\d{3,5}"  # noqa: E501
-                               r"(?:\s+(?i:[AFD]PO)\s+(?i:A[AEP])\s+\d{5})?", 0.85),
-        rule("STREET_ADDRESS", r"\b(?:USNS|USNV|USS)\s+\p{Lu}\w+(?:\s+(?i:[AFD]PO)\s+(?i:A[AEP])\s+\d{5})?", 0.8),
-        rule("STREET_ADDRESS", r"\b(?i:[AFD]PO)\s+(?i:A[AEP])\s+\d{5}\b", 0.85),
-        rule("STREET_ADDRESS", r"\b(?:Apt|Apartment|Suite|Ste|Unit)\.?\s*#?\s*\d+[A-Za-z]?\b", 0.6),
-    )
+
+_START = r"(?<![\w/.-])"
+_HOUSE = rf"(?:{_NUMBER},?\s+)"
+_LETTERS = r"[\p{L}'\u2019-]*"
+# The building number after a street name ("Feldstrasse 42", "Pamela-Geisel-Ring 43/38", "Király u. 15.").
+_BUILDING = rf",?\s*{_NUMBER}\b\.?{_UNIT}?"
+# A word of a lower-case street name, not a word of the sentence around it.
+_LOWER_STREET_WORD = rf"(?!{_NOT_IN_STREET})\p{{L}}{_LETTERS}"
+
+
+_CAPITALISED = regex.compile(r"(?<!\w)\p{Lu}[\p{L}'\u2019-]+")
+_UNIT_WORDS = regex.compile(rf"^{_UNIT_WORD}", regex.VERSION1)
+
+
+def _street_words(value: str) -> bool:
+    """No capitalised word of a street is an everyday or clinical one, nor a short acronym ("1200 Hours",
+    "2023 BIRADS 2"); unit words ("Suite") aside."""
+    words = [w for w in _CAPITALISED.findall(value) if not _UNIT_WORDS.match(w)]
+    return not any(ordinary_word(w) or (w.isupper() and len(w) <= 6) for w in words)
+
+
+_BLOCK_LINES = regex.compile(r"\n|,[ \t]*(?=\d)")
+
+
+def _postal_block(value: str) -> bool:
+    """The street and the town line each open with a word that is no everyday or clinical one ("Bed 12,
+    1200 Hours" is no address, "49 Caitlin Towers\nCameronstad, SA, 2915" is)."""
+    lines = _BLOCK_LINES.split(value, maxsplit=1)
+    return not any(words and ordinary_word(words[0]) for words in map(_CAPITALISED.findall, lines))
+
+
+# The other street of an intersection written before a found one: "at Růžena and Király u. 15.".
+_CROSS_STREET = regex.compile(r"(?:\b(?:at|on|to|is|of|in)[ \t]+|[:\n][ \t]*|^)"
+                              r"(?P<street>(?:\p{Lu}[\p{L}'\u2019.-]*[ \t]+){1,3})(?:and|&)[ \t]+$", regex.VERSION1)
+_CROSS_STREET_CHARS = 60
+
+
+class _AddressRecognizer(RuleRecognizer):
+    """A rule recognizer whose streets take in what follows them: units, town, state, postcode, country,
+    on the same or the next lines, less trailing everyday or clinical words ("...\nThank you"); and the
+    cross street written before one ("at Leon and Eyrarodda 66")."""
 
     def analyze(self, text: str, entities: list[str], nlp_artifacts: NlpArtifacts | None = None,
                 ) -> list[RecognizerResult]:
-        results = super().analyze(text, entities, nlp_artifacts)
+        results = self.streets(text, entities, nlp_artifacts)
         for result in results:
             tail = _CONTINUATION.match(text, result.end)
             if tail:
-                result.end = tail.end()
+                result.end = max(result.end, _without_everyday_tail(text, result.end, tail.end()))
+            cross = _CROSS_STREET.search(text, max(0, result.start - _CROSS_STREET_CHARS), result.start)
+            if cross and not any(ordinary_word(w) for w in cross.group("street").split()):
+                result.start = cross.start("street")
         return results
+
+    def streets(self, text: str, entities: list[str], nlp_artifacts: NlpArtifacts | None) -> list[RecognizerResult]:
+        """The streets found by the rules, before what follows them is added."""
+        return super().analyze(text, entities, nlp_artifacts)
+
+
+_LAST_WORD = regex.compile(r"[\s,]*(?<![\w.'\u2019-])(\p{L}[\p{L}'\u2019.-]*)$")
+
+
+def _without_everyday_tail(text: str, start: int, end: int) -> int:
+    """The end of text[start:end] once trailing everyday or clinical words are dropped."""
+    while end > start:
+        last = _LAST_WORD.search(text, start, end)
+        if not last or not ordinary_word(last.group(1)):
+            return end
+        end = last.start()
+    return end
+
+
+class StreetAddressRecognizer(_AddressRecognizer):
+    """"1234 N. Oak Street, Apt 5", "5521 119 Countess Close", "P.O. Box 287", "PSC 0413, Box 8144 APO AA
+    42323", "Suite 442", "3911 fourth avenue" — North American, British and military forms."""
+
+    RULES = (
+        rule("STREET_ADDRESS", rf"(?<![\w/.-])(?:{_NUMBER}[ \t]+){{1,2}}(?:(?:[NSEW]|North|South|East|West)\.?[ \t]+)?"
+                               rf"(?:{_WORD}[ \t]+){{0,3}}{_US_SUFFIX}(?:[ \t]+[NSEW]{{1,2}}\b)?{_UNIT}?", 0.85),
+        # A house number before and after the street's name ("20789 Allika 46"), which has no everyday words.
+        rule("STREET_ADDRESS", rf"(?<![\w/.,-])\d{{2,6}}[ \t]+(?:{_TOWN_WORD}[ \t]+){{1,3}}\d{{1,5}}\b"
+                               rf"{_NOT_A_UNIT_OF_MEASURE}{_UNIT}?", 0.6, _street_words),
+        # In lower case, a US street type after a number ("3911 fourth avenue", not "2 blocks down the street").
+        rule("STREET_ADDRESS", rf"{_START}(?:\d{{1,6}}\s+){{1,2}}(?:(?!{_NOT_IN_STREET})\p{{Ll}}{_LETTERS}\s+){{1,3}}"
+                               rf"{_LOWER_US_SUFFIX}{_UNIT}?", 0.7),
+        rule("STREET_ADDRESS", r"(?<![\w-])(?:\d{1,6}\s+)?(?i:P\.?\s?O\.?\s*Box\s+\d+)", 0.85),
+        rule("STREET_ADDRESS", r"\b(?i:PSC|CMR|Unit|USNS|USNV|USS)\s+[\w ]{0,20}?\d{0,5},?\s+(?i:box)\s+\d{3,5}"
+                               r"(?:\s+(?i:[AFD]PO)\s+(?i:A[AEP])\s+\d{5})?", 0.85),
+        rule("STREET_ADDRESS", r"\b(?:USNS|USNV|USS)\s+\p{Lu}\w+(?:\s+(?i:[AFD]PO)\s+(?i:A[AEP])\s+\d{5})?", 0.8),
+        rule("STREET_ADDRESS", r"\b(?i:[AFD]PO)\s+(?i:A[AEP])\s+\d{5}\b", 0.85),
+        rule("STREET_ADDRESS", r"\b(?:Apt|Apartment|Suite|Ste|Unit|Flat|Studio)\.?\s*#?\s*\d+[A-Za-z]?\b", 0.6),
+    )
+
+
+_NAMED_WORD = regex.compile(r"(\p{L}[\p{L}'\u2019-]*)\.?[ \t]*,?[ \t]*\d")
+
+
+def _not_a_name(value: str) -> bool:
+    """The word before the number is no person's name or everyday word that happens to end like a street
+    ("Daniela 5", "Spring 2"), as "Feldstrasse 42" is not."""
+    word = _NAMED_WORD.search(value)
+    return word is None or not (word.group(1) in person_names() or everyday_word(word.group(1)))
+
+
+class EuropeanStreetRecognizer(_AddressRecognizer):
+    """Continental street forms, capitalised or in lower case: a street-type ending ("Villacher Strasse 89",
+    "Beckmannplatz 74/37", "hegyalja út 98."; not a name that ends alike: "Daniela 5") or opening word
+    ("Rue de la Paix 12", "18, rue Manon Roux", "Piazza Giacobbe, 62", "al. Chopina 00")."""
+
+    RULES = (
+        rule("STREET_ADDRESS", rf"{_START}{_HOUSE}?(?:{_WORD}[ -]){{0,2}}\p{{Lu}}[\p{{L}}-]*(?i:{_EU_ENDINGS})"
+                               rf"{_BUILDING}", 0.8, _not_a_name, gate=_EU_GATE),
+        rule("STREET_ADDRESS", rf"{_START}{_HOUSE}?(?:\p{{Lu}}{_LETTERS}\s+){{0,2}}\p{{Lu}}[\p{{L}}-]*\s+"
+                               rf"(?i:{_EU_ENDINGS}){_BUILDING}", 0.8, gate=_EU_GATE),
+        rule("STREET_ADDRESS", rf"{_START}{_HOUSE}?(?:{_LOWER_STREET_WORD}\s+){{0,2}}{_LOWER_STREET_WORD}\s+"
+                               rf"(?i:{_LOWER_EU_ENDINGS}){_BUILDING}", 0.75, gate=_EU_GATE),
+        rule("STREET_ADDRESS", rf"{_START}{_HOUSE}?{_LOWER_STREET_WORD}(?<=\p{{L}})(?i:{_LOWER_EU_ENDINGS})"
+                               rf"{_BUILDING}", 0.75, _not_a_name, gate=_EU_GATE),
+        rule("STREET_ADDRESS", rf"{_START}{_HOUSE}?{_EU_PREFIXES}\s+(?:(?:(?:[dl]['\u2019])?{_WORD}|"
+                               rf"{_STREET_PARTICLE})\s+){{0,5}}{_WORD}{_BUILDING}", 0.75),
+        rule("STREET_ADDRESS", rf"{_START}{_HOUSE}{{0,2}}{_LOWER_EU_PREFIXES}\s+"
+                               rf"(?:(?:\p{{L}}{_LETTERS}|{_STREET_PARTICLE})\s+){{0,4}}{_NUMBER}\b{_UNIT}?", 0.7),
+        rule("STREET_ADDRESS", rf"{_START}{_HOUSE}{{1,2}}(?i:{_LOWER_EU_PREFIXES})(?:\s+{_STREET_PARTICLE})*\s+"
+                               rf"\p{{L}}{_LETTERS}(?:\s+\p{{Lu}}{_LETTERS}){{0,2}}{_UNIT}?", 0.7),
+    )
+
+
+# What opens the line after a street in a postal address: a postcode and town ("440 56 Šluknov"), or a town
+# with its state or province code and postcode ("Cameronstad, SA, 2915", "Mioveni, 300332").
+_TOWN_LINE = (rf"(?:{POSTCODE}[ \t]+\p{{Lu}}{_LETTERS}|\p{{Lu}}{_LETTERS}(?:[ \t]+\p{{L}}{_LETTERS}){{0,3}},?[ \t]+"
+              rf"(?:[A-Z]{{2,3}},?[ \t]+)?\d{{4,6}}(?![\w-]))")
+
+
+# A street's name in a postal block: capitalised, lower-case words inside ("Pot na most"), no sentence words.
+_STREET_WORDS = (rf"(?!(?:I|We|You|He|She|They|It|The|A|An|My|Our|Your|His|Her|Their|This|That|Please)\b)"
+                 rf"\p{{Lu}}{_LETTERS}(?:[ \t]+{_LOWER_STREET_WORD}){{0,4}}")
+
+
+# The street line of a postal block, read back from where its town line starts.
+_STREET_BEFORE = regex.compile(rf"(?<![\w/.-])(?:{_NUMBER}[ \t]+{_STREET_WORDS}|{_STREET_WORDS},?[ \t]+"
+                               rf"(?:Nr\.?[ \t]*)?{_NUMBER}\.?)(?:{_UNIT})?[ \t]*(?P<separator>,|\n)[ \t]*$",
+                               regex.VERSION1)
+_STREET_LINE_CHARS = 120
+
+
+class PostalBlockRecognizer(_AddressRecognizer):
+    """A street of any form when a postcode and town follow it, on the next line or after a comma
+    ("Dejvická 432\n440 56 Šluknov", "Kristoffersenhavna 2, 7368 Karifjord", "49 Caitlin Towers\nCameronstad,
+    SA, 2915", "Aleea Lascăr Voinea Nr. 42\nSinaia, 156224"): the town line says the line before is an address
+    (when the street and the town open with no everyday or clinical word: "Bed 12, 1200 Hours" is none).
+
+    The town lines are found first (few), then each one's street is read back from it."""
+
+    RULES = (rule("STREET_ADDRESS", rf"(?:^|(?<=,))[ \t]*(?P<value>{_TOWN_LINE})", 0.7),)
+
+    def streets(self, text: str, entities: list[str], nlp_artifacts: NlpArtifacts | None) -> list[RecognizerResult]:
+        found = []
+        for result in super().streets(text, entities, nlp_artifacts):
+            street = _STREET_BEFORE.search(text, max(0, result.start - _STREET_LINE_CHARS), result.start)
+            after_comma = street is not None and street.group("separator") == ","
+            if street is None or (after_comma and not _POSTCODE_FIRST.match(text, result.start)):
+                continue
+            result.start = street.start()
+            if _postal_block(text[result.start:result.end]):
+                found.append(result)
+        return found
+
+
+_POSTCODE_FIRST = regex.compile(POSTCODE, regex.VERSION1)
 
 
 class CityStateZipRecognizer(RuleRecognizer):
@@ -109,6 +290,10 @@ class PostalCodeRecognizer(RuleRecognizer):
     )
 
 
+_CORNER_STREET = (r"(?:[\p{Lu}\d]|(?:ul|u|str|rue|via)\.?\s)[^\n.?!,&]{0,40}?(?:\.[^\n.?!,&]{0,30}?)?"
+                  r"(?=\s+(?:and|&)\s|[.?!,]|\n|$)")
+
+
 class AddressLabelRecognizer(RuleRecognizer):
     """What follows "Address:" / "lives at" / "resides at": to the end of the line, or the next
     few short lines of an address block."""
@@ -116,8 +301,55 @@ class AddressLabelRecognizer(RuleRecognizer):
     RULES = (
         rule("LOCATION", r"(?i:\b(?:home\s+|mailing\s+|street\s+|permanent\s+|billing\s+)?address(?:es)?(?:\s+is)?"
                          r"\s*:)[ \t]*\n?[ \t]*(?P<value>[^\n]{3,80}(?:\n[ \t]*[^\n:]{2,40}){0,3})", 0.7),
-        rule("LOCATION", r"(?i:\b(?:at|on|to|is)\s+the\s+corner\s+of\s+)(?P<value>[^\n.?!]{3,80}?)(?=[.?!]|\n|$|\s+(?:in|for|after)\s)",  # noqa: E501
+        # An intersection, the phrase included: "the corner of Dalbraut 99 and Frederikke Coves" (not "the
+        # corner of the mouth": each street opens with a capital or a number).
+        rule("LOCATION", rf"(?P<value>(?i:\b(?:the\s+)?corner\s+of)\s+{_CORNER_STREET}\s+(?:and|&)\s+{_CORNER_STREET})",
              0.7),
-        rule("LOCATION", r"(?i:\b(?:lives|living|resides|residing|reside|moved)\s+(?:at|on|in)\s+)(?P<value>"
-                         r"(?:\d[\w-]*\s+)?\p{Lu}[\p{L}'\u2019.-]*(?:\s+\p{Lu}[\p{L}'\u2019.-]*|\s+\d{1,5}\b){0,4})", 0.7),  # noqa: E501
+        rule("LOCATION", r"(?i:\b(?:lives|living|resides|residing|reside|moved|located|situated)\s+(?:at|on|in)\s+"
+                         r"(?:the\s+\w+\s+(?:side|end|part)\s+of\s+)?)"
+                         rf"(?P<value>(?:\d[\w-]*\s+)?\p{{Lu}}[\p{{L}}'\u2019.-]*(?:\s+\p{{Lu}}[\p{{L}}'\u2019.-]*|"
+                         rf"\s+{_STREET_PARTICLE}(?=\s+\p{{Lu}})|\s+\d{{1,5}}\b){{0,4}})", 0.7),
     )
+
+
+# What introduces where one lives or comes from ("originally from", "born in", "I am in") ...
+_HOME_CUES = (r"(?i:\b(?:(?:originally|is|are|was|were|am|come|comes|came|moved(?:\s+here|\s+back)?|relocated|"
+              r"emigrated|immigrated)\s+from|(?:live[sd]?|living|reside[sd]?|residing|born|raised|grew\s+up|based|"
+              r"located|stationed|settled|stay(?:s|ed|ing)?)\s+in|(?:i\s+am|i'm|we\s+are|we're|currently)\s+in|"
+              r"native\s+of|resident\s+of|hometown\s+(?:is|of)))")
+# ... and where one goes, which in a clinical note is as often a department ("went to Physical Therapy").
+_TRAVEL_CUES = (r"(?i:\b(?:(?:moved|relocated|travel(?:l?ed|l?ing)?|trip|flew|drove|went|going|headed|heading|"
+                r"returned|returning|back)\s+to|arrived\s+(?:at|in)))")
+# A town's words: capitalised, inner dots only ("St.", not the full stop of "Home. Went"); the
+# increment sign (U+2206) often stands for a capital delta in Greek town names.
+_PLACE_WORD = r"(?:St\.|\p{Lu}[\p{L}\u2206'\u2019-]*(?:\.[\p{L}'\u2019-]+)*)"
+_PLACE = (rf"(?P<value>{_PLACE_WORD}(?:[ \t]+(?:{_PLACE_WORD}|(?:de|del|do|da|du|la|di|nad|upon|on|"
+          r"am|an|sur)(?=[ \t]+\p{Lu}))){0,3}(?:[ \t]+\([\p{L} ]{1,20}\))?)")
+
+
+def _a_place(value: str) -> bool:
+    """Not clinical or everyday words ("Clinic", "Home"), not a short acronym ("ICU")."""
+    words = _place_words(value)
+    if len(words) == 1 and (ordinary_word(words[0]) or (words[0].isupper() and len(words[0]) <= 4)):
+        return False
+    return not only_common_words(value) and not all(ordinary_word(w) for w in words)
+
+
+def _a_destination(value: str) -> bool:
+    """A place, not ending in an everyday word and with no clinical word ("Assisted Living", "Cath Lab")."""
+    words = _place_words(value)
+    return _a_place(value) and not ordinary_word(words[-1]) and not any(w.lower() in NOT_PHI for w in words)
+
+
+def _place_words(value: str) -> list[str]:
+    return [w for w in value.split() if not w.startswith("(")]
+
+
+class CuedPlaceRecognizer(RuleRecognizer):
+    """A town after what introduces a place one lives in, comes from or goes to: "originally from
+    ΕΓΚΩΜΗ", "I am in Rohod for ...", "moved to Judyfort", "arrived at Khandallah" (where one goes, not
+    when it reads as a department: "went to Physical Therapy")."""
+
+    # The cue as a look-behind: trying it only before capitalised words is several times faster.
+    RULES = (rule("LOCATION", rf"(?<={_HOME_CUES}[ \t]+){_PLACE}", 0.6, _a_place),
+             rule("LOCATION", rf"(?<={_TRAVEL_CUES}[ \t]+){_PLACE}", 0.6, _a_destination))

@@ -26,7 +26,7 @@ LABELS: dict[str, tuple[str, ...]] = {
         r"routing\s+" + _NUMBER_WORD, r"card(?:\s+" + _NUMBER_WORD + ")?", r"(?-i:cc)",
     ),
     "LICENSE_NUMBER": (
-        r"licen[cs]e(?:\s+" + _NUMBER_WORD + ")?", r"lic\.?(?:\s+" + _NUMBER_WORD + ")?",
+        r"licen[cs]e(?!\s+plate)(?:\s+" + _NUMBER_WORD + ")?", r"lic\.?(?:\s+" + _NUMBER_WORD + ")?",
         r"certificate(?:\s+" + _NUMBER_WORD + ")?", r"cert\.?\s+" + _NUMBER_WORD,
         r"registration\s+" + _NUMBER_WORD, r"(?-i:DL)", r"driver'?s?\s+licen[cs]e(?:\s+" + _NUMBER_WORD + ")?",
         r"board\s+certification(?:\s+" + _NUMBER_WORD + ")?", r"permit\s+" + _NUMBER_WORD,
@@ -66,10 +66,19 @@ def _labelled(entity: str, labels: tuple[str, ...]) -> Rule:
     return rule(entity, rf"(?i:\b(?:{'|'.join(labels)}))(?:(?<=#)|(?!\w)){_SEPARATOR}{_VALUE}", score, _identifier)
 
 
+def _plate(value: str) -> bool:
+    return has_digit(value) and len(value.replace(" ", "").replace("-", "")) >= 4
+
+
 class LabelledIdentifierRecognizer(RuleRecognizer):
     """Any identifier introduced by a label: "MRN: 00123456", "Member ID W123456789", "Acct #4471-22"."""
 
-    RULES = tuple(_labelled(entity, labels) for entity, labels in LABELS.items())
+    RULES = (
+        *(_labelled(entity, labels) for entity, labels in LABELS.items()),
+        # Plates are written in groups ("license plate 589 LN8", "plate: WR7-K8V").
+        rule("VEHICLE_ID", r"(?i:\b(?:licen[cs]e\s+)?(?:plate|tag)(?:\s+(?:number|no\.?|#))?)\s*[:#]?\s*"
+                           r"(?P<value>[A-Z0-9]{1,4}(?:[ -][A-Z0-9]{1,5}){1,2})(?![\w-])", 0.85, _plate),
+    )
 
 
 def _dea_valid(value: str) -> bool:

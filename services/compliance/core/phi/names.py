@@ -2,8 +2,10 @@
 titles ("Dr. Okafor"), labels ("Patient: ..."), relations ("daughter Maria"), credentials ("..., MD")."""
 from __future__ import annotations
 
+from spacy.lang.en.stop_words import STOP_WORDS
+
 from services.compliance.core.phi.base import RuleRecognizer, rule
-from services.compliance.core.phi.vocabulary import only_common_words
+from services.compliance.core.phi.vocabulary import NOT_A_SURNAME, only_common_words, ordinary_word
 
 _TOKEN = r"\p{Lu}[\p{Ll}'\u2019\p{Lu}-]*\p{Ll}[\p{Ll}'\u2019-]*"
 _INITIAL = r"\p{Lu}(?:\.|(?![\p{L}'\u2019-]))"
@@ -11,7 +13,8 @@ _PARTICLE = r"(?:van|von|der|de|del|della|di|da|dos|du|la|le|bin|ibn|al|el|ter|t
 # One to four name words, initials ("J." / "J") and lower-case particles allowed inside.
 NAME = (rf"(?P<value>{_TOKEN}(?:[ \t]+(?:{_TOKEN}|{_INITIAL}|{_PARTICLE}(?=[ \t]+\p{{Lu}}))){{0,3}}"
         rf"(?:[ \t]+(?:Jr|Sr|II|III|IV)\.?)?)")
-_TITLES = r"(?:Dr|Mr|Mrs|Ms|Mx|Miss|Prof|Professor|Doctor|Nurse|Sister|Rev|Fr|Capt|Sgt|Atty)\.?"
+_TITLES = (r"(?:(?:Dr|Mr|Mrs|Ms|Mx|Miss|Prof|Professor|Doctor|Nurse|Sister|Rev|Fr|Capt|Sgt|Atty)\.?|"
+           r"(?:dr|mr|mrs|ms|mx|prof)\.)")
 _CUES = (r"(?i:\b(?:my\s+name\s+is|name\s+is|name\s*:|names?\s+(?:are|were)|named|called|this\s+is|i\s*'?m|i\s+am|"
          r"patient\s*(?:name)?\s*:?|pt\.?\s*:?|seen\s+by|signed\s+by|electronically\s+signed\s+by|dictated\s+by|"
          r"transcribed\s+by|attending\s*(?:physician)?\s*:|physician\s*:|provider\s*:|surgeon\s*:|resident\s*:|"
@@ -22,35 +25,65 @@ _CUES = (r"(?i:\b(?:my\s+name\s+is|name\s+is|name\s*:|names?\s+(?:are|were)|name
          r"sister|partner|spouse|friend|caregiver|guardian|niece|nephew|aunt|uncle|grandson|granddaughter|"
          r"grandmother|grandfather|neighbor|neighbour|boyfriend|girlfriend|fiance|fiancée|stepson|stepdaughter),?|"
          r"maiden\s+name\s+(?:is|was)?|née|aka|a\.k\.a\.|alias|to\s+(?:mr|mrs|ms|dr)\.?|"
-         r"attn\s*:?|dear))")
+         r"attn\s*:?|dear|(?:every(?:one|body)\s+)?calls?\s+(?:me|him|her)|known\s+as|goes\s+by))")
+# "with" after a meeting word ("Telehealth visit 9/19 with ...", "follow up with ..."): what follows may
+# also be a department, so its first word must be no everyday word.
+_MEETING_CUES = (r"(?i:\b(?:visit|appointment|session|meeting|call|consult(?:ation)?|follow(?:[- ]?up)?|met|talked|"
+                 r"spoken)\b[^.\n]{0,40}?\bwith)")
+_FUNCTION_WORDS = frozenset(STOP_WORDS)
 _CREDENTIALS = r"(?:MD|M\.D\.|DO|D\.O\.|RN|NP|PA-C|PhD|DDS|DMD|PharmD|FNP|CNM|LPN|MSW|LCSW|DPM|OD|CRNA|APRN)\b"
 
 
 def _a_name(value: str) -> bool:
-    return not only_common_words(value)
+    """Not only clinical vocabulary ("Patient Care") nor only function words ("Nurse: When did ...")."""
+    return not only_common_words(value) and not only_common_words(value, _FUNCTION_WORDS)
+
+
+def _a_surname(value: str) -> bool:
+    """After a title any word but a heading or everyday word is a name ("Dr. Wells", "Mrs. Graves")."""
+    return not only_common_words(value, NOT_A_SURNAME)
+
+
+def _first_word_unusual(value: str) -> bool:
+    return _a_name(value) and not ordinary_word(value.split()[0])
+
+
+def _an_unusual_name(value: str) -> bool:
+    """A name with no everyday word in it ("Tomomi", not "Sorry" or "Husband")."""
+    return _a_name(value) and not any(ordinary_word(word) for word in value.split())
 
 
 class TitledNameRecognizer(RuleRecognizer):
     """"Dr. Okafor", "Mrs. Kathrine Filemonsen", "Nurse Patel"."""
 
-    RULES = (rule("PERSON", rf"\b{_TITLES}[ \t]+{NAME}", 0.85, _a_name),)
+    RULES = (rule("PERSON", rf"(?<!\w){_TITLES}[ \t]+{NAME}", 0.85, _a_surname),)
 
 
 class CuedNameRecognizer(RuleRecognizer):
-    """A capitalised name after a cue: "My name is ...", "Patient: ...", "daughter, ...", "seen by ..."."""
+    """A capitalised name after a cue: "My name is ...", "Patient: ...", "daughter, ...", "seen by ...",
+    "visit on 9/19 with ..."."""
 
-    RULES = (rule("PERSON", rf"{_CUES}[ \t]*(?:{_TITLES}[ \t]+)?{NAME}", 0.8, _a_name),)
+    RULES = (rule("PERSON", rf"{_CUES}[ \t]*(?:{_TITLES}[ \t]+)?{NAME}", 0.8, _a_name),
+             rule("PERSON", rf"{_MEETING_CUES}[ \t]+{NAME}", 0.7, _first_word_unusual))
+
+
+_SENTENCE_START = r"(?:^|(?<=[.!?][ \t]+))"
 
 
 class SubjectNameRecognizer(RuleRecognizer):
     """A two- to four-word name opening a sentence whose verb is a clinical report ("Ann Lee called ..."),
-    or followed by a birth date or age ("Ann Lee (DOB ...", "Ann Lee, 92 y/o")."""
+    or followed by a birth date or age ("Ann Lee (DOB ...", "Ann Lee, 92 y/o"); one unusual word alone
+    when it lives, comes from or is addressed ("Tomomi is from ...", "Leif, can I ...")."""
 
     RULES = (rule("PERSON", rf"(?:^|(?<=[.!?][ \t]+))(?P<value>{_TOKEN}(?:[ \t]+(?:{_TOKEN}|{_INITIAL})){{1,3}})"
                             r"(?=[ \t]+(?:called|calls|reports|reported|presents|presented|states|stated|denies|denied|"
                             r"complains|complained|was\s+seen|returns|returned|is\s+an?\s+\d))", 0.6, _a_name),
              rule("PERSON", rf"(?P<value>{_TOKEN}(?:[ \t]+(?:{_TOKEN}|{_INITIAL})){{1,3}})(?=[ \t]*[(,][ \t]*(?:DOB|D\.O\.B|"  # noqa: E501
-                            r"(?i:age[ds]?\b)|\d{1,3}[ \t]*(?:y|yo|y/o|years?|[MF])\b|MRN))", 0.7, _a_name))
+                            r"(?i:age[ds]?\b)|\d{1,3}[ \t]*(?:y|yo|y/o|years?|[MF])\b|MRN))", 0.7, _a_name),
+             # One name alone opening a sentence: "Megan lives on ...", "Tomomi is from ...", "Leif, can I ...".
+             rule("PERSON", rf"{_SENTENCE_START}(?P<value>{_TOKEN})(?=[ \t]+(?:lives|lived|is\s+from|was\s+from|"
+                            r"comes\s+from|works|worked|was\s+born)\b|,[ \t]+(?:can|could|would|will|may|please|do|"
+                            r"did|are|have)\b)", 0.6, _an_unusual_name))
 
 
 class CredentialedNameRecognizer(RuleRecognizer):

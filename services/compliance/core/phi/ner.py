@@ -1,12 +1,14 @@
 """spaCy's named entities as Presidio reports them, less what clinical text makes it get wrong
-(drug names, eponymous diseases and section headings tagged as people or places)."""
+(drug names, eponymous diseases and section headings tagged as people or places), plus the
+people it takes for organisations."""
 from __future__ import annotations
 
-from presidio_analyzer import RecognizerResult
+import regex
+from presidio_analyzer import LocalRecognizer, RecognizerResult
 from presidio_analyzer.nlp_engine import NlpArtifacts
 from presidio_analyzer.predefined_recognizers import SpacyRecognizer
 
-from services.compliance.core.phi.vocabulary import only_common_words
+from services.compliance.core.phi.vocabulary import NOT_PHI, ORGANISATION_WORDS, only_common_words, ordinary_word
 
 # spaCy DATE/TIME are mostly relative ("next week"), NRP and ORG are no HIPAA identifiers: patterns find the rest.
 ENTITIES = ["PERSON", "LOCATION"]
@@ -36,3 +38,40 @@ class ClinicalSpacyRecognizer(SpacyRecognizer):
 def _acronym(value: str) -> bool:
     """"VIN", "GCS", "ICU" are abbreviations and "Cr 1.1" a lab value, not names or places."""
     return (value.isupper() and len(value) <= 5 and " " not in value) or any(c.isdigit() for c in value)
+
+
+_NAME_TOKEN = regex.compile(r"\p{Lu}[\p{L}'\u2019-]*\p{Ll}[\p{L}'\u2019-]*$")
+
+
+class NameShapedOrgRecognizer(LocalRecognizer):
+    """People spaCy's small model labels ORG ("Faina D. Yefremova's", "Wisława Szczepańska"): an ORG
+    entity of two to four name-shaped words or initials, with no organisation word ("Inc", "Software")
+    and no everyday or clinical word in it."""
+
+    def __init__(self, supported_language: str = "en") -> None:
+        super().__init__(supported_entities=["PERSON"], supported_language=supported_language,
+                         name="NameShapedOrgRecognizer")
+
+    def load(self) -> None:
+        """Nothing to load: it reads the entities spaCy found."""
+
+    def analyze(self, text: str, entities: list[str], nlp_artifacts: NlpArtifacts | None = None,
+                ) -> list[RecognizerResult]:
+        if nlp_artifacts is None or nlp_artifacts.tokens is None:
+            return []
+        results = []
+        for entity in nlp_artifacts.tokens.ents:
+            words = [t for t in entity if not t.is_punct and t.tag_ != "POS"]
+            if entity.label_ == "ORG" and 2 <= len(words) <= 4 and all(_name_shaped(t.text) for t in words):
+                results.append(RecognizerResult("PERSON", words[0].idx, words[-1].idx + len(words[-1].text), 0.5,
+                                                recognition_metadata={
+                                                    RecognizerResult.RECOGNIZER_NAME_KEY: self.name,
+                                                    RecognizerResult.RECOGNIZER_IDENTIFIER_KEY: self.id}))
+        return results
+
+
+def _name_shaped(word: str) -> bool:
+    if len(word.rstrip(".")) == 1:
+        return word[0].isupper()
+    return (bool(_NAME_TOKEN.match(word)) and word.lower() not in ORGANISATION_WORDS
+            and word.lower() not in NOT_PHI and not ordinary_word(word))

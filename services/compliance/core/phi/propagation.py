@@ -10,7 +10,7 @@ from collections.abc import Iterable
 
 import regex
 
-from services.compliance.core.phi.vocabulary import NOT_PHI
+from services.compliance.core.phi.vocabulary import NOT_PHI, only_common_words
 from services.compliance.core.types import DetectedEntity
 
 PROPAGATED_SCORE = 0.7
@@ -25,6 +25,11 @@ def _name_parts(value: str) -> list[str]:
     return [w for w in parts if len(w) >= 2 and w[0].isupper() and w.lower() not in NOT_PHI and w.isalpha()]
 
 
+def _vocabulary_only(value: str) -> bool:
+    """Words that are all clinical vocabulary (a number alone is no vocabulary: an MRN spreads)."""
+    return any(c.isalpha() for c in value) and only_common_words(value)
+
+
 def propagate(text: str, found: Iterable[DetectedEntity], threshold: float) -> list[DetectedEntity]:
     """`found` plus every other occurrence of the values (and name words) among those above threshold."""
     found = list(found)
@@ -33,6 +38,8 @@ def propagate(text: str, found: Iterable[DetectedEntity], threshold: float) -> l
         if entity.score < threshold or entity.entity_type in NOT_PROPAGATED:
             continue
         value = text[entity.start:entity.end]
+        if _vocabulary_only(value):  # "Dr. Parkinson" is a name, "Parkinson disease" elsewhere is not
+            continue
         candidates = [value] + (_name_parts(value) if entity.entity_type in NAME_TYPES else [])
         for term in candidates:
             if len(term) >= MIN_VALUE_CHARS or (entity.entity_type in NAME_TYPES and len(term) >= 2 and term != value):

@@ -1,6 +1,11 @@
 """Capitalised words that are not names or places in clinical text: drugs, eponymous conditions,
-section headings, clinical terms. NER spans made only of these words are dropped."""
+section headings, clinical terms. NER spans made only of these words are dropped.
+
+`ordinary_word` is wider: everyday English (Faker's English word list, spaCy's stop words) as well,
+for the recognizers that accept a capitalised word as a name or place only when it is no such word."""
 from __future__ import annotations
+
+import functools
 
 
 def _words(text: str) -> frozenset[str]:
@@ -40,12 +45,13 @@ guillain barre barré raynaud raynaud's sjogren sjögren sjogren's tourette tour
 down down's marfan asperger asperger's lyme hirschsprung meniere ménière's kaposi barrett barrett's babinski
 murphy murphy's homan homans glasgow apgar braden morse wells gleason karnofsky ecog nyha killip rankin epworth
 whipple nissen roux billroth foley swan ganz picc hickman medicare medicaid covid covid-19 sars-cov-2 hiv aids
+tanner mallampati breslow ranson caprini alvarado centor
 copd chf cad ckd esrd gerd dvt pe uti mri ct ekg ecg icu er ed pacu nicu picu ob gyn ent
 """)
 HEADINGS = _words("""
 patient pt date time reason requesting education vin driver history hpi
 pmh psh ros assessment plan impression diagnosis diagnoses dx ddx medications meds
-allergies nkda vitals vital signs exam examination labs lab results imaging procedure procedures disposition
+allergies nkda vitals vital signs medication exam examination labs lab results imaging procedure procedures disposition
 follow-up followup discharge admission summary note notes progress consult consultation chief complaint cc
 subjective objective social family surgical medical past present illness review systems physical general heent
 neck lungs heart abdomen extremities neuro skin psych instructions return precautions signed attending resident
@@ -62,11 +68,64 @@ january february march april june july august september october november decembe
 sep sept oct nov dec monday tuesday wednesday thursday friday saturday sunday today yesterday tomorrow tonight
 """)
 
+# Words of everyday talk and clinical notes missing from the general lists below: interjections that open
+# a sentence, relatives and roles, places of care, contact labels, specialties.
+EVERYDAY = _words("""
+okay ok sorry hello hi hey thanks thank please yes yeah no nope well alright sure fine great good listen look wait
+honestly actually anyway sir madam ma'am everyone everybody someone somebody guys folks team bot user
+husband wife son daughter mother father mom dad brother sister sibling siblings parent parents partner spouse
+friend friends caregiver guardian niece nephew aunt uncle cousin grandson granddaughter grandmother grandfather
+grandma grandpa neighbor neighbour boyfriend girlfriend family relative relatives child children baby infant
+practitioner pharmacist therapist technician surgeon resident fellow intern staff clinician
+clinic hospital home office ward floor unit rehab facility pharmacy lab laboratory surgery school church
+shelter jail prison hospice emergency triage radiology cardiology oncology nephrology neurology pediatrics
+dermatology urology orthopedics psychiatry gastroenterology pulmonology endocrinology obstetrics gynecology
+mobile desk fax phone cell pager email e-mail website address street avenue road suite apt apartment box
+baseline therapy assisted living dialysis cath recovery observation telemetry stepdown endoscopy
+""")
+
+# Words that make a spaCy ORG entity an organisation rather than a mislabelled person.
+ORGANISATION_WORDS = _words("""
+inc inc. incorporated corp corp. corporation llc llp ltd ltd. plc gmbh ag sa co co. company group bank university
+college school hospital clinic center centre foundation institute associates partners software systems technologies
+technology solutions services media labs holdings networks club society council agency department ministry church
+and & of the for
+""")
+
 NOT_PHI = DRUGS | CONDITIONS | HEADINGS | MONTH_AND_DAY_WORDS
+# After a title ("Dr. Parkinson", "Mrs. Graves") or among names ("Monjeau, Barrett and Reed") an eponym
+# is a surname; a heading, a month, an everyday word or a drug is not.
+NOT_A_SURNAME = HEADINGS | MONTH_AND_DAY_WORDS | EVERYDAY | DRUGS
 
 
-def only_common_words(value: str) -> bool:
+def only_common_words(value: str, vocabulary: frozenset[str] = NOT_PHI) -> bool:
     """True when every word of a span is clinical vocabulary (so it names no one and nowhere)."""
     words = [w.strip(".,:;()'\"").lower() for w in value.split()]
     words = [w for w in words if w]
-    return bool(words) and all(w in NOT_PHI or w.isdigit() for w in words)
+    return bool(words) and all(w in vocabulary or w.isdigit() for w in words)
+
+
+@functools.cache
+def everyday_words() -> frozenset[str]:
+    """Everyday English, lower-cased: Faker's English word list, spaCy's stop words, `EVERYDAY`."""
+    from faker.providers.lorem.en_US import Provider
+    from spacy.lang.en.stop_words import STOP_WORDS
+
+    return frozenset(w.lower() for w in Provider.word_list) | frozenset(STOP_WORDS) | EVERYDAY
+
+
+_INFLECTIONS = ("s", "es", "ed", "d", "ing", "ly", "er", "ers")
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def everyday_word(word: str) -> bool:
+    """True for an everyday English word ("Called", "Sorry", "Mobile"), inflected forms included."""
+    lower = word.strip(".,:;()'\"\u2019").lower()
+    words = everyday_words()
+    return lower in words or any(lower.endswith(ending) and lower[:-len(ending)] in words
+                                 for ending in _INFLECTIONS if len(lower) > len(ending) + 2)
+
+
+def ordinary_word(word: str) -> bool:
+    """An everyday word or clinical vocabulary ("Sorry", "Metformin", "Parkinson")."""
+    return everyday_word(word) or word.strip(".,:;()'\"\u2019").lower() in NOT_PHI
