@@ -5,12 +5,12 @@ requests analysed together by the batcher, and what the stream hold-back adds to
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from bench.phi import clinical
+from bench.settings import quick
 from bench.stats import summary_ms
 from services.compliance.core.deidentify import PlaceholderMap, RedactionPolicy, Redactor
 from services.compliance.core.streaming import StreamRedactor
@@ -87,4 +87,4 @@ async def _measure(quick: bool) -> dict:
 
 
 def run() -> dict:
-    return asyncio.run(_measure(os.environ.get("MEDAI_BENCH_QUICK") == "1"))
+    return asyncio.run(_measure(quick()))

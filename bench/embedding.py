@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import multiprocessing
-import os
 import signal
 import subprocess
 import sys
@@ -37,6 +36,7 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from bench.mesh import running_mesh
+from bench.settings import child_environment, quick
 from bench.stats import summary_ms
 from tests.support.ports import free_ports
 
@@ -97,7 +97,7 @@ def sentence(client: int, number: int) -> str:
 
 
 def run() -> dict:
-    plan = PLANS[os.environ.get("MEDAI_BENCH_QUICK", "") not in ("", "0")]
+    plan = PLANS[quick()]
     ceiling = {backend: in_child(measure_ceiling, plan, backend) for backend in ("torch", "onnx")}
 
     def drive_from_child(target: Target) -> dict:
@@ -276,9 +276,9 @@ def _batch_histogram(metrics_url: str) -> tuple[float, float]:
 def embedding_worker(overrides: dict[str, str], timeout: float = 300) -> Iterator[tuple[str, str]]:
     """`python -m services.embedding` on free ports; yields (gRPC address, metrics URL) once SERVING."""
     port, metrics_port = free_ports(2)
-    env = os.environ | PROCESS_ENV | {"EMBEDDING_HOST": "127.0.0.1", "EMBEDDING_PORT": str(port),
+    env = child_environment(PROCESS_ENV | {"EMBEDDING_HOST": "127.0.0.1", "EMBEDDING_PORT": str(port),
                                       "EMBEDDING_METRICS_PORT": str(metrics_port), "APP_ENVIRONMENT": "production",
-                                      "APP_LOG_LEVEL": "WARNING"} | overrides
+                                      "APP_LOG_LEVEL": "WARNING"} | overrides)
     with tempfile.TemporaryFile("w+") as log:
         process = subprocess.Popen([sys.executable, "-m", "services.embedding"], cwd=ROOT, env=env,
                                    stdout=log, stderr=subprocess.STDOUT)

@@ -17,7 +17,6 @@ Requests are sequential (one client) on one connection each. `MEDAI_BENCH_QUICK=
 from __future__ import annotations
 
 import asyncio
-import os
 import statistics
 import time
 from collections.abc import Awaitable, Callable
@@ -27,13 +26,14 @@ import httpx
 from google.protobuf import struct_pb2
 
 from bench.mesh import Mesh, running_mesh
+from bench.settings import quick
 from bench.stats import percentile, summary_ms
 from libs.config import EmbeddingSettings, GenerationSettings
 from medai.common.v1 import inference_pb2
 from medai.compliance.v1 import compliance_pb2, compliance_pb2_grpc
 from medai.embedding.v1 import embedding_pb2, embedding_pb2_grpc
 
-QUICK = os.environ.get("MEDAI_BENCH_QUICK", "") not in ("", "0", "false")
+QUICK = quick()
 SAMPLES = 20 if QUICK else 300
 WARMUP = 3 if QUICK else 20
 GOAL_MS = 5.0

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import statistics
 import time
 from collections.abc import Sequence
@@ -27,6 +26,7 @@ import torch
 from prometheus_client.parser import text_string_to_metric_families
 
 from bench.mesh import Mesh, running_mesh
+from bench.settings import quick
 from bench.stats import summary_ms
 from libs.config import GenerationSettings, ModelSettings
 from libs.llm.chat import ChatTemplate
@@ -34,7 +34,7 @@ from libs.llm.loader import LoadedModel, load_model
 from libs.llm.types import ChatMessage
 from medai.generation.v1 import generation_pb2, generation_pb2_grpc
 
-QUICK = os.environ.get("MEDAI_BENCH_QUICK", "") not in ("", "0", "false")
+QUICK = quick()
 NEW_TOKENS = 16 if QUICK else 64
 REPEATS = 1 if QUICK else 3
 TTFT_SAMPLES = 2 if QUICK else 8

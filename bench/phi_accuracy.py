@@ -3,10 +3,10 @@ the generated clinical set (see bench/phi/). What is scored is what the Redactor
 spans at or above the score threshold, overlaps resolved."""
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 
+from bench import settings
 from bench.phi import clinical, scoring, shared
 from services.compliance.core.deidentify import RedactionPolicy, resolve_overlaps
 from services.compliance.core.phi.categories import category_of
@@ -36,7 +36,7 @@ def _table(tallies: dict[str, scoring.Tally]) -> dict[str, dict]:
 
 
 def run() -> dict:
-    quick = os.environ.get("MEDAI_BENCH_QUICK") == "1"
+    quick = settings.quick()
     deidentifier = _deidentifier()
     predict = _predictor(deidentifier, RedactionPolicy())
     started = time.perf_counter()
