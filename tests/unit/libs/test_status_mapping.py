@@ -5,6 +5,7 @@ import logging
 
 import grpc
 import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from libs.config import GenerationSettings
 from libs.errors import (
@@ -51,16 +52,22 @@ class RaisingCatalog(models_pb2_grpc.ModelCatalogServicer):
 
 
 @pytest.fixture
-async def catalog_stub():
+async def served():
+    """A real server with the mesh's interceptors around RaisingCatalog: (its health reporter, a channel)."""
     settings = GenerationSettings(host="127.0.0.1", port=0, metrics_port=0)
     health = HealthReporter(["medai.common.v1.ModelCatalog"])
     server, port = new_server(settings, health, ["medai.common.v1.ModelCatalog"],
                               lambda s: models_pb2_grpc.add_ModelCatalogServicer_to_server(RaisingCatalog(), s))
     await server.start()
     channel = open_channel(f"127.0.0.1:{port}")
-    yield models_pb2_grpc.ModelCatalogStub(channel)
+    yield health, channel
     await channel.close()
     await server.stop(0)
+
+
+@pytest.fixture
+def catalog_stub(served):
+    return models_pb2_grpc.ModelCatalogStub(served[1])
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
@@ -97,48 +104,26 @@ async def test_unreachable_service_is_not_ready():
         await channel.close()
 
 
-async def test_health_is_not_serving_until_the_service_says_so():
-    from grpc_health.v1 import health_pb2, health_pb2_grpc
-
-    settings = GenerationSettings(host="127.0.0.1", port=0, metrics_port=0)
-    health = HealthReporter(["medai.common.v1.ModelCatalog"])
-    server, port = new_server(settings, health, ["medai.common.v1.ModelCatalog"],
-                              lambda s: models_pb2_grpc.add_ModelCatalogServicer_to_server(RaisingCatalog(), s))
-    await server.start()
-    channel = open_channel(f"127.0.0.1:{port}")
+async def test_health_is_not_serving_until_the_service_says_so(served):
+    health, channel = served
     stub = health_pb2_grpc.HealthStub(channel)
-    try:
-        for name in ("", "medai.common.v1.ModelCatalog"):
-            answer = await stub.Check(health_pb2.HealthCheckRequest(service=name))
-            assert answer.status == health_pb2.HealthCheckResponse.NOT_SERVING
-        await health.set_serving(True)
-        answer = await stub.Check(health_pb2.HealthCheckRequest(service=""))
-        assert answer.status == health_pb2.HealthCheckResponse.SERVING
-        await health.shutdown()
-        answer = await stub.Check(health_pb2.HealthCheckRequest(service=""))
+    for name in ("", "medai.common.v1.ModelCatalog"):
+        answer = await stub.Check(health_pb2.HealthCheckRequest(service=name))
         assert answer.status == health_pb2.HealthCheckResponse.NOT_SERVING
-    finally:
-        await channel.close()
-        await server.stop(0)
+    await health.set_serving(True)
+    answer = await stub.Check(health_pb2.HealthCheckRequest(service=""))
+    assert answer.status == health_pb2.HealthCheckResponse.SERVING
+    await health.shutdown()
+    answer = await stub.Check(health_pb2.HealthCheckRequest(service=""))
+    assert answer.status == health_pb2.HealthCheckResponse.NOT_SERVING
 
 
-async def test_health_watch_streams_status_changes_through_the_mesh_interceptors():
-    from grpc_health.v1 import health_pb2, health_pb2_grpc
-
-    settings = GenerationSettings(host="127.0.0.1", port=0, metrics_port=0)
-    health = HealthReporter(["medai.common.v1.ModelCatalog"])
-    server, port = new_server(settings, health, ["medai.common.v1.ModelCatalog"],
-                              lambda s: models_pb2_grpc.add_ModelCatalogServicer_to_server(RaisingCatalog(), s))
-    await server.start()
-    channel = open_channel(f"127.0.0.1:{port}")
-    try:
-        watch = health_pb2_grpc.HealthStub(channel).Watch(health_pb2.HealthCheckRequest(service=""))
-        first = await watch.read()
-        await health.set_serving(True)
-        second = await watch.read()
-        watch.cancel()
-        assert (first.status, second.status) == (health_pb2.HealthCheckResponse.NOT_SERVING,
-                                                 health_pb2.HealthCheckResponse.SERVING)
-    finally:
-        await channel.close()
-        await server.stop(0)
+async def test_health_watch_streams_status_changes_through_the_mesh_interceptors(served):
+    health, channel = served
+    watch = health_pb2_grpc.HealthStub(channel).Watch(health_pb2.HealthCheckRequest(service=""))
+    first = await watch.read()
+    await health.set_serving(True)
+    second = await watch.read()
+    watch.cancel()
+    assert (first.status, second.status) == (health_pb2.HealthCheckResponse.NOT_SERVING,
+                                             health_pb2.HealthCheckResponse.SERVING)
