@@ -25,13 +25,14 @@ import grpc
 import httpx
 from google.protobuf import struct_pb2
 
-from bench.mesh import Mesh, running_mesh
+from bench.mesh import running_mesh
 from bench.settings import quick
 from bench.stats import percentile, summary_ms
 from libs.config import EmbeddingSettings, GenerationSettings
 from medai.common.v1 import inference_pb2
 from medai.compliance.v1 import compliance_pb2, compliance_pb2_grpc
 from medai.embedding.v1 import embedding_pb2, embedding_pb2_grpc
+from tests.support.local_mesh import LocalMesh
 
 QUICK = quick()
 SAMPLES = 20 if QUICK else 300
@@ -64,7 +65,7 @@ async def _time(call: Timed, index: int) -> float:
 class Clients:
     """Every path the benchmark times, over one connection each."""
 
-    def __init__(self, mesh: Mesh, http: httpx.AsyncClient, compliance: grpc.aio.Channel,
+    def __init__(self, mesh: LocalMesh, http: httpx.AsyncClient, compliance: grpc.aio.Channel,
                  embedding: grpc.aio.Channel) -> None:
         self._base = mesh.ports.base_url
         self._headers = {"authorization": f"Bearer {mesh.key}"}
@@ -163,7 +164,7 @@ def _p50_p99(samples: list[float]) -> dict[str, float]:
     return {"p50_ms": round(statistics.median(samples) * 1000, 3), "p99_ms": round(percentile(samples, 0.99) * 1000, 3)}
 
 
-async def _measure(mesh: Mesh) -> dict:
+async def _measure(mesh: LocalMesh) -> dict:
     async with (
         httpx.AsyncClient(timeout=120) as http,
         grpc.aio.insecure_channel(mesh.ports.address("compliance")) as compliance,

@@ -25,7 +25,7 @@ import httpx
 import torch
 from prometheus_client.parser import text_string_to_metric_families
 
-from bench.mesh import Mesh, running_mesh
+from bench.mesh import running_mesh
 from bench.settings import quick
 from bench.stats import summary_ms
 from libs.config import GenerationSettings, ModelSettings
@@ -33,6 +33,7 @@ from libs.llm.chat import ChatTemplate
 from libs.llm.loader import LoadedModel, load_model
 from libs.llm.types import ChatMessage
 from medai.generation.v1 import generation_pb2, generation_pb2_grpc
+from tests.support.local_mesh import LocalMesh
 
 QUICK = quick()
 NEW_TOKENS = 16 if QUICK else 64
@@ -90,7 +91,7 @@ def run() -> dict:
     }
 
 
-async def measure(mesh: Mesh, model_id: str, local: InProcess) -> dict:
+async def measure(mesh: LocalMesh, model_id: str, local: InProcess) -> dict:
     """Every figure, the in-process and the mesh side of each taken in turns (so load drifts hit both alike)."""
     figures: dict[str, Any] = {name: [] for name in ("single_local", "single_worker", "ttft_local", "ttft_mesh",
                                                      "batch_local", "streams")}
@@ -190,7 +191,7 @@ async def _stream_json(client: httpx.AsyncClient, model_id: str, prompt: str, ne
     return {"first_event_s": first, "generated_tokens": int(last["usage"]["generated_tokens"])}
 
 
-async def _batch_counts(mesh: Mesh) -> tuple[float, float]:
+async def _batch_counts(mesh: LocalMesh) -> tuple[float, float]:
     """(forward passes, rows) of medai_batch_size in the generation worker's own metrics."""
     async with httpx.AsyncClient(timeout=30) as client:
         text = (await client.get(f"http://127.0.0.1:{mesh.ports.metrics['generation']}/metrics")).text

@@ -7,11 +7,8 @@ from __future__ import annotations
 
 import json
 import signal
-import subprocess
-import threading
 import time
 import uuid
-from pathlib import Path
 
 import grpc
 import httpx
@@ -20,46 +17,13 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from medai.common.v1 import inference_pb2, models_pb2
 from medai.gateway.v1 import gateway_pb2_grpc
-from tests.support.local_mesh import SERVICES, MeshPorts, mesh_environment
-from tests.support.otlp import SpanReceiver, running_receiver
-from tests.support.processes import kill_all, processes_with_marker, wait_for_no_processes
+from tests.support.local_mesh import SERVICES, running_mesh
+from tests.support.otlp import running_receiver
+from tests.support.processes import processes_with_marker, wait_for_no_processes
 
 pytestmark = pytest.mark.slow
 
-ROOT = Path(__file__).resolve().parents[2]
-READY_LINE = "MedServe is up"
-READY_TIMEOUT_SECONDS = 600
 PHI_TEXT = "Patient John Q. Smith, SSN 123-45-6789, lives at 12 Elm Street"
-
-
-class RunningMesh:
-    def __init__(self, process: subprocess.Popen, ports: MeshPorts, state_dir: Path, marker: str,
-                 spans: SpanReceiver) -> None:
-        self.process, self.ports, self.state_dir, self.marker = process, ports, state_dir, marker
-        self.spans = spans
-        self.lines: list[str] = []
-        self.ready = threading.Event()
-        self.started = time.monotonic()
-        self.ready_after: float | None = None
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        for line in self.process.stdout:
-            self.lines.append(line.rstrip("\n"))
-            if READY_LINE in line and not self.ready.is_set():
-                self.ready_after = time.monotonic() - self.started
-                self.ready.set()
-        self.ready.set()  # the process ended: wake the waiter
-
-    def tail(self, count: int = 60) -> str:
-        return "\n".join(self.lines[-count:])
-
-    @property
-    def key(self) -> str:
-        return (self.state_dir / "dev-api-key").read_text().strip()
-
-    def auth(self) -> dict[str, str]:
-        return {"authorization": f"Bearer {self.key}"}
 
 
 @pytest.fixture(scope="module")
@@ -71,31 +35,14 @@ def span_receiver():
 @pytest.fixture(scope="module")
 def mesh(tmp_path_factory, span_receiver):
     receiver, receiver_port = span_receiver
-    state_dir = tmp_path_factory.mktemp("state")
-    data_dir = tmp_path_factory.mktemp("data")
-    ports = MeshPorts.allocate()
-    marker = uuid.uuid4().hex
-    env = mesh_environment(ports, state_dir, data_dir, marker)
     # Traces go to an in-test OTLP collector (Jaeger's role); exporters flush every 200 ms.
-    env.update(OTEL_EXPORTER_OTLP_ENDPOINT=f"http://127.0.0.1:{receiver_port}", OTEL_BSP_SCHEDULE_DELAY="200")
-    process = subprocess.Popen(
-        ["make", "--no-print-directory", "run"], cwd=ROOT, env=env,
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
-    )
-    running = RunningMesh(process, ports, state_dir, marker, receiver)
+    otel = {"OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{receiver_port}", "OTEL_BSP_SCHEDULE_DELAY": "200"}
     try:
-        running.ready.wait(READY_TIMEOUT_SECONDS)
-        if process.poll() is not None or running.ready_after is None:
-            pytest.fail(f"make run did not become ready:\n{running.tail()}")
-        yield running
-    finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-        kill_all(wait_for_no_processes(marker, 15))
+        with running_mesh(tmp_path_factory.mktemp("state"), tmp_path_factory.mktemp("data"), otel) as running:
+            running.spans = receiver
+            yield running
+    except RuntimeError as error:
+        pytest.fail(str(error))
 
 
 def test_dev_key_is_created_private(mesh):

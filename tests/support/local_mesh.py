@@ -1,12 +1,20 @@
-"""Environment for running the whole local mesh (`make run`) on free ports in a test."""
+"""The whole local mesh (`make run`) on free ports, for the e2e tests and the benchmarks."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
+import subprocess
+import threading
+import time
+import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from tests.support.ports import free_ports
+from tests.support.processes import kill_all, wait_for_no_processes
 
 SERVICES = ("gateway", "compliance", "generation", "embedding", "conversation", "monitor")
 
@@ -57,3 +65,62 @@ def mesh_environment(ports: MeshPorts, state_dir: Path, data_dir: Path, marker: 
         env[f"{service.upper()}_PORT"] = str(ports.grpc[service])
         env[f"{service.upper()}_METRICS_PORT"] = str(ports.metrics[service])
     return env
+
+
+READY_LINE = "MedServe is up"
+ROOT = Path(__file__).resolve().parents[2]
+
+
+class LocalMesh:
+    """A `make run` process on free ports: its output lines, and when it reported every service SERVING."""
+
+    def __init__(self, process: subprocess.Popen, ports: MeshPorts, state_dir: Path, marker: str) -> None:
+        self.process, self.ports, self.state_dir, self.marker = process, ports, state_dir, marker
+        self.lines: list[str] = []
+        self.ready = threading.Event()
+        self.started = time.monotonic()
+        self.seconds_to_serving: float | None = None
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        for line in self.process.stdout:
+            self.lines.append(line.rstrip("\n"))
+            if READY_LINE in line and not self.ready.is_set():
+                self.seconds_to_serving = time.monotonic() - self.started
+                self.ready.set()
+        self.ready.set()  # the process ended: wake the waiter
+
+    def tail(self, count: int = 60) -> str:
+        return "\n".join(self.lines[-count:])
+
+    @property
+    def key(self) -> str:
+        return (self.state_dir / "dev-api-key").read_text().strip()
+
+    def auth(self) -> dict[str, str]:
+        return {"authorization": f"Bearer {self.key}"}
+
+
+@contextlib.contextmanager
+def running_mesh(state_dir: Path, data_dir: Path, extra_env: dict[str, str] | None = None,
+                 timeout: float = 600) -> Iterator[LocalMesh]:
+    """`make run` on free ports; yields once every service reports SERVING (RuntimeError if it does not);
+    afterwards SIGTERM, and every process it started is gone (killed if need be)."""
+    ports, marker = MeshPorts.allocate(), uuid.uuid4().hex
+    env = mesh_environment(ports, state_dir, data_dir, marker) | (extra_env or {})
+    process = subprocess.Popen(["make", "--no-print-directory", "run"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    mesh = LocalMesh(process, ports, state_dir, marker)
+    try:
+        mesh.ready.wait(timeout)
+        if process.poll() is not None or mesh.seconds_to_serving is None:
+            raise RuntimeError(f"make run did not become ready:\n{mesh.tail()}")
+        yield mesh
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(60)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        kill_all(wait_for_no_processes(marker, 15))
