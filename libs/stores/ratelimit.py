@@ -31,6 +31,8 @@ RATE_LIMIT_STORE_ERRORS = Counter(
     "medai_rate_limit_store_errors_total", "Rate-limit decisions taken in-process because Redis did not answer"
 )
 MAX_LOCAL_KEYS = 100_000
+# Seconds of floating-point slack when comparing arrival times: (now + n*i) - n*i may land a hair after now.
+EPSILON_SECONDS = 1e-6
 
 
 @dataclass(frozen=True)
@@ -71,7 +73,7 @@ def _gcra(tat: float | None, now: float, limit: Limit, cost: float, force: bool)
     tat = max(tat if tat is not None else now, now)
     new_tat = tat + cost * limit.interval
     allow_at = new_tat - limit.tolerance
-    if not force and allow_at > now:
+    if not force and allow_at - now > EPSILON_SECONDS:
         return Decision(False, allow_at - now), None
     return Decision(True), new_tat
 
@@ -115,7 +117,7 @@ local tat = tonumber(redis.call('GET', KEYS[1]) or now)
 if tat < now then tat = now end
 local new_tat = tat + cost * interval
 local allow_at = new_tat - tolerance
-if ARGV[4] ~= '1' and allow_at > now then
+if ARGV[4] ~= '1' and allow_at - now > 0.001 then
   return {0, tostring(allow_at - now)}
 end
 redis.call('SET', KEYS[1], tostring(new_tat), 'PX', math.max(1, math.ceil(new_tat - now)))
