@@ -245,7 +245,7 @@ def test_health_and_metrics(mesh: Mesh) -> None:
     metrics = mesh.http.get("/metrics")
 
     assert health.status_code == 200
-    assert health.json() == {"status": "SERVING", "services": {"gateway": {"status": "SERVING"}}}
+    assert health.json() == {"status": "SERVING", "services": {"gateway": {"status": "SERVING"}}, "not_serving": []}
     assert metrics.status_code == 200
     assert metrics.headers["content-type"].startswith("text/plain")
     assert metrics.text == "medai_up 1\n"
