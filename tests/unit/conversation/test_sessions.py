@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from libs.stores.sessions import InMemorySessionStore, SessionNotFound, Turn, new_session_id
+from libs.stores.sessions import InMemorySessionStore, Turn, new_session_id
 
 
 class Clock:
