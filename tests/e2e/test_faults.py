@@ -38,6 +38,8 @@ PHI_NOTE = "Patient Quentin Zabrowski, SSN 536-22-8145, phone 617-555-0142, has 
 # Small model-worker limits, so that overload and a drain with queued streams are cheap to produce.
 WORKER_SLOTS, WORKER_QUEUE = 2, 2
 CLIENT_TIMEOUT_SECONDS = 30.0
+# Tokens each stream of the SIGTERM test generates (two streams decode at once, two wait their turn).
+STREAM_TOKENS = 64
 
 
 @dataclass(frozen=True)
@@ -78,6 +80,8 @@ def mesh(tmp_path_factory, stores) -> Iterator[LocalMesh]:
         "SERVING_MAX_CONCURRENT_REQUESTS": str(WORKER_SLOTS), "SERVING_MAX_QUEUE": str(WORKER_QUEUE),
         "SERVING_MAX_NEW_TOKENS_LIMIT": "128", "SERVING_DEFAULT_MAX_NEW_TOKENS": "8",
         "MEDICAL_AUDIT_RETRY_SECONDS": "1",
+        # Room for the four streams of the SIGTERM test to finish on a slow or busy machine.
+        "APP_DRAIN_SECONDS": "90",
     }
     try:
         with running_mesh(tmp_path_factory.mktemp("state"), tmp_path_factory.mktemp("data"), env) as running:
@@ -427,10 +431,10 @@ def test_sigterm_during_streams_lets_them_all_finish_then_stops_everything(mesh)
     results: dict[int, tuple[int, dict]] = {}
 
     def stream(number: int) -> None:
-        body = {"inputs": f"Describe anemia, patient {number}.", "parameters": {"max_new_tokens": 100,
+        body = {"inputs": f"Describe anemia, patient {number}.", "parameters": {"max_new_tokens": STREAM_TOKENS,
                                                                                   "temperature": 0}}
         with httpx.stream("POST", f"{mesh.ports.base_url}/models/{GENERATION}/predict:stream", json=body,
-                          headers=mesh.auth(), timeout=120) as response:
+                          headers=mesh.auth(), timeout=180) as response:
             events = list(sse_events(response))
         results[number] = (response.status_code, events[-1] if events else {})
 
@@ -445,9 +449,9 @@ def test_sigterm_during_streams_lets_them_all_finish_then_stops_everything(mesh)
         during = wait_until(lambda: (answer := embed(client)).status_code != 200 and answer, 15,
                             "new calls to be refused")
     for thread in streams:
-        thread.join(120)
+        thread.join(180)
     finished = time.monotonic() - signalled
-    mesh.process.wait(120)
+    mesh.process.wait(180)
     stopped = time.monotonic() - signalled
     assert during.status_code == 503
     endings = {number: (status, last.get("finish_reason"), last.get("error")) for number, (status, last) in
