@@ -17,7 +17,8 @@ def exit_with_parent(signum: int = signal.SIGTERM) -> None:
     outright, every service gets SIGTERM and drains, instead of living on as an orphan holding its port."""
     if not sys.platform.startswith("linux"):
         return
+    parent = os.getppid()  # may be 1 from the start (an init process, e.g. a container's)
     libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
     libc.prctl(_PR_SET_PDEATHSIG, signum, 0, 0, 0)
-    if os.getppid() == 1:  # the parent died before the request took effect
+    if os.getppid() != parent:  # the parent died before the request took effect
         os.kill(os.getpid(), signum)

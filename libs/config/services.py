@@ -141,9 +141,10 @@ class ComplianceSettings(ServiceSettings):
     tldextract_cache_dir: Path = Path("data/tldextract")
     # Seconds to wait for a worker's catalogue (and model health) answer.
     catalog_timeout_seconds: float = Field(default=2.0, gt=0)
-    # Input limits checked before anything is analysed or forwarded.
+    # Input limits checked before anything is analysed or forwarded (a chat sent whole: its messages).
     max_inputs: int = Field(default=32, ge=1)
     max_input_chars: int = Field(default=32_000, ge=1)
+    max_chat_messages: int = Field(default=256, ge=1)
     # Threads that run PHI analysis (CPU-bound) off the event loop.
     deidentify_threads: int = Field(default=1, ge=1)
     # Also de-identify generated text (unary answers and token streams).
@@ -191,9 +192,10 @@ class GatewaySettings(ServiceSettings):
     key_cache_ttl_seconds: float = Field(default=1.0, ge=0)
     # Seconds the model catalogue from compliance is cached.
     catalog_ttl_seconds: float = Field(default=2.0, ge=0)
-    # Texts in one request's `inputs`, and characters in each.
+    # Texts in one request's `inputs`, and characters in each; messages of a chat sent whole.
     max_inputs: int = Field(default=64, ge=1)
     max_input_chars: int = Field(default=32_000, ge=1)
+    max_chat_messages: int = Field(default=256, ge=1)
     # Largest request message, in bytes (Envoy refuses larger JSON bodies itself: ENVOY_MAX_REQUEST_BYTES).
     max_request_bytes: int = Field(default=1_048_576, ge=1024)
     # Deadline by model type when the client sets none (other calls: default_deadline_seconds).

@@ -15,6 +15,14 @@ from libs.config import EnvoySettings
 
 DESCRIPTOR_PATH = Path(__file__).resolve().parent.parent / "generated" / "medai_descriptor.pb"
 PUBLIC_SERVICE = "medai.gateway.v1.Gateway"
+OPENAI_SERVICE = "medai.gateway.v1.OpenAI"
+PUBLIC_SERVICES = (PUBLIC_SERVICE, OPENAI_SERVICE)
+# OpenAI create calls whose "stream": true body is sent to their streaming form (path + ":stream").
+OPENAI_STREAMABLE_PATHS = ("/v1/chat/completions", "/v1/completions")
+# OpenAI's routes (and their gRPC methods, once transcoded): errors answer in OpenAI's {"error": ...} shape.
+OPENAI_PATHS_PATTERN = r"^(/v1/(chat/completions|completions|embeddings|models)|/medai\.gateway\.v1\.OpenAI/).*"
+OPENAI_ERROR_HEADER = "x-medai-openai-error"
+OPENAI_METADATA_NAMESPACE = "medai.openai"
 GATEWAY_CLUSTER = "gateway"
 COLLECTOR_CLUSTER = "otel_collector"
 # Set by the transcoder on the request it makes from a JSON call; client-sent copies are dropped.
@@ -167,6 +175,8 @@ def _http_filters(settings: EnvoySettings, descriptor_path: Path) -> list[Json]:
         _rate_limit_filter(settings),
         _header_strip_filter(),
         _body_limit_filter(settings),
+        _openai_stream_flag_filter(),
+        _openai_lua_filter(),
         _transcoder_filter(settings, descriptor_path),
         _grpc_status_saver_filter(),
         {"name": "envoy.filters.http.router",
@@ -271,13 +281,66 @@ def _body_limit_filter(settings: EnvoySettings) -> Json:
     }
 
 
+def _openai_stream_flag_filter() -> Json:
+    """The top-level "stream" of a JSON body, as dynamic metadata (read by the Lua filter that follows)."""
+    return {
+        "name": "envoy.filters.http.json_to_metadata",
+        "typed_config": {
+            "@type": f"{_TYPE}extensions.filters.http.json_to_metadata.v3.JsonToMetadata",
+            "request_rules": {"rules": [{
+                "selectors": [{"key": "stream"}],
+                "on_present": {"metadata_namespace": OPENAI_METADATA_NAMESPACE, "key": "stream"},
+            }]},
+        },
+    }
+
+
+# Requests: an OpenAI create call with "stream": true goes to its streaming method. Responses: an error the
+# gateway described for OpenAI (a header, never request text) becomes the body {"error": {...}}.
+OPENAI_LUA = """
+local streamable = {%(paths)s}
+function envoy_on_request(handle)
+  local headers = handle:headers()
+  if headers:get(":method") == "POST" and streamable[headers:get(":path")] then
+    local flags = handle:streamInfo():dynamicMetadata():get("%(namespace)s")
+    if flags ~= nil and flags["stream"] == true then
+      headers:replace(":path", headers:get(":path") .. ":stream")
+    end
+  end
+end
+function envoy_on_response(handle)
+  local headers = handle:headers()
+  local described = headers:get("%(header)s")
+  if described ~= nil then
+    headers:remove("%(header)s")
+    local body = '{"error":' .. described .. '}'
+    handle:body(true):setBytes(body)
+    headers:replace("content-length", tostring(#body))
+    headers:replace("content-type", "application/json")
+  end
+end
+"""
+
+
+def _openai_lua_filter() -> Json:
+    paths = ", ".join(f'["{path}"] = true' for path in OPENAI_STREAMABLE_PATHS)
+    code = OPENAI_LUA % {"paths": paths, "namespace": OPENAI_METADATA_NAMESPACE, "header": OPENAI_ERROR_HEADER}
+    return {
+        "name": "envoy.filters.http.lua",
+        "typed_config": {
+            "@type": f"{_TYPE}extensions.filters.http.lua.v3.Lua",
+            "default_source_code": {"inline_string": code},
+        },
+    }
+
+
 def _transcoder_filter(settings: EnvoySettings, descriptor_path: Path) -> Json:
     return {
         "name": "envoy.filters.http.grpc_json_transcoder",
         "typed_config": {
             "@type": f"{_TYPE}extensions.filters.http.grpc_json_transcoder.v3.GrpcJsonTranscoder",
             "proto_descriptor": str(descriptor_path),
-            "services": [PUBLIC_SERVICE],
+            "services": list(PUBLIC_SERVICES),
             "convert_grpc_status": True,
             "print_options": {
                 "preserve_proto_field_names": True,
@@ -307,7 +370,8 @@ def _route_config(settings: EnvoySettings) -> Json:
         "domains": ["*"],
         "routes": [
             # Native gRPC, and JSON calls once the transcoder has rewritten them to gRPC.
-            {"name": "gateway", "match": {"prefix": f"/{PUBLIC_SERVICE}/", "grpc": {}}, "route": to_gateway},
+            *({"name": f"gateway-{service.rsplit('.', 1)[1].lower()}",
+               "match": {"prefix": f"/{service}/", "grpc": {}}, "route": to_gateway} for service in PUBLIC_SERVICES),
             # No other gRPC service is public (the gateway's health and reflection stay inside).
             {"name": "other-grpc", "match": {"prefix": "/", "grpc": {}},
              "direct_response": {"status": 404, "body": {"inline_string": LOCAL_REPLIES[404][1]}}},
@@ -332,12 +396,27 @@ def _local_reply_config() -> Json:
         {"header_filter": {"header": {"name": ORIGINAL_PATH_HEADER, "present_match": True, "invert_match": True}}},
     ]}}
     mappers: list[Json] = [{"filter": native_grpc}]
+    # OpenAI's routes answer in OpenAI's error shape (its clients raise the matching exception).
+    openai_route = {"or_filter": {"filters": [
+        {"header_filter": {"header": {"name": name, "string_match": {"safe_regex": {"regex": OPENAI_PATHS_PATTERN}}}}}
+        for name in (":path", ORIGINAL_PATH_HEADER)
+    ]}}
+    mappers += [
+        {"filter": {"and_filter": {"filters": [openai_route, _status_filter("EQ", status)]}},
+         "body_format_override": _openai_reply(status, message)}
+        for status, (_, message) in LOCAL_REPLIES.items()
+    ]
     mappers += [
         {"filter": _status_filter("EQ", status), "body_format_override": _json_reply(code, message)}
         for status, (code, message) in LOCAL_REPLIES.items()
     ]
     mappers.append({"filter": _status_filter("GE", 0), "body_format_override": _json_reply(*FALLBACK_REPLY)})
     return {"mappers": mappers}
+
+
+def _openai_reply(status: int, message: str) -> Json:
+    kind = "rate_limit_error" if status == 429 else "server_error" if status >= 500 else "invalid_request_error"
+    return {"json_format": {"error": {"message": message, "type": kind, "param": None, "code": None}}}
 
 
 def _status_filter(op: str, status: int) -> Json:

@@ -6,6 +6,7 @@ import logging
 import time
 import traceback
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import grpc
@@ -27,6 +28,17 @@ StreamBehavior = Callable[[Any, grpc.aio.ServicerContext], AsyncIterator[Any]]
 # Builds the last message of a public stream that fails after it began: (status code name, message,
 # request id) -> a response message carrying the error in-band (the HTTP status is already sent).
 StreamErrorChunk = Callable[[str, str, str], Any]
+# Extra trailing metadata describing an error for a public API's own error shape: (the error, status code
+# name, message) -> metadata pairs (Envoy turns them into response headers of a JSON call).
+ErrorMetadata = Callable[[BaseException, str, str], tuple[tuple[str, str], ...]]
+
+
+@dataclass(frozen=True)
+class ErrorPresenter:
+    """How one public method presents a failure beyond its status (see `ErrorInterceptor`)."""
+
+    stream_chunk: StreamErrorChunk | None = None
+    metadata: ErrorMetadata | None = None
 # Not application calls: long-lived probes and discovery (never drained, never counted as calls).
 INFRASTRUCTURE_PREFIXES = ("/grpc.health.v1.", "/grpc.reflection.")
 
@@ -57,32 +69,36 @@ def _decoded(request: Any) -> Any:
     return request
 
 
-async def _abort_with(context: grpc.aio.ServicerContext, error: Exception, method: str) -> None:
+async def _abort_with(context: grpc.aio.ServicerContext, error: Exception, method: str,
+                      presenter: ErrorPresenter | None = None) -> None:
     code, message = status_for(error)
     if code == grpc.StatusCode.INTERNAL:
         # The exception's message may hold request data; log its type and frames only.
         frames = "".join(traceback.format_tb(error.__traceback__))
         log.error("unhandled error in %s: %s", method, type(error).__name__, extra={"stack": frames})
-    await context.abort(code, message, trailing_metadata_for(error))
+    extra = presenter.metadata(error, code.name, message) if presenter and presenter.metadata else ()
+    await context.abort(code, message, trailing_metadata_for(error) + extra)
 
 
 class ErrorInterceptor(grpc.aio.ServerInterceptor):
     """Maps domain errors (and anything unexpected) raised by a handler to a gRPC status.
 
-    A request that cannot be decoded answers INVALID_ARGUMENT naming the field. A stream listed in
-    `stream_error_chunks` that fails after its first message ends with an in-band error message
-    first, so a JSON/SSE client (whose HTTP status is already 200) can tell a cut stream from a
-    complete one; the status follows as usual for gRPC callers."""
+    A request that cannot be decoded answers INVALID_ARGUMENT naming the field. A public method may
+    have a presenter: a stream that fails after its first message then ends with an in-band error
+    message first, so a JSON/SSE client (whose HTTP status is already 200) can tell a cut stream
+    from a complete one (the status follows as usual for gRPC callers); and an error may carry
+    metadata for the API's own error shape (e.g. OpenAI's)."""
 
-    def __init__(self, stream_error_chunks: Mapping[str, StreamErrorChunk] | None = None) -> None:
-        self._stream_error_chunks = dict(stream_error_chunks or {})
+    def __init__(self, presenters: Mapping[str, ErrorPresenter] | None = None) -> None:
+        self._presenters = dict(presenters or {})
 
     async def intercept_service(self, continuation, handler_call_details):
         handler = await continuation(handler_call_details)
         if handler is None:
             return None
         method = handler_call_details.method
-        error_chunk = self._stream_error_chunks.get(method)
+        presenter = self._presenters.get(method)
+        error_chunk = presenter.stream_chunk if presenter else None
 
         def wrap_unary(behavior: UnaryBehavior) -> UnaryBehavior:
             async def guarded(request, context):
@@ -91,7 +107,7 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):
                 except (MedaiError, Exception) as error:
                     if isinstance(error, grpc.aio.AbortError):
                         raise
-                    await _abort_with(context, error, method)
+                    await _abort_with(context, error, method, presenter)
 
             return guarded
 
@@ -109,7 +125,7 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):
                         code, message = status_for(error)
                         log.warning("stream %s ended with %s after %d messages", method, code.name, sent)
                         yield error_chunk(code.name, message, current_request_id())
-                    await _abort_with(context, error, method)
+                    await _abort_with(context, error, method, presenter)
 
             return guarded
 

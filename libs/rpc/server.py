@@ -15,7 +15,7 @@ from opentelemetry.instrumentation.grpc.filters import any_of, negate, service_p
 from libs.config import ServiceSettings
 from libs.rpc.channels import MAX_MESSAGE_BYTES
 from libs.rpc.health import HealthReporter
-from libs.rpc.interceptors import CallContextInterceptor, DrainInterceptor, ErrorInterceptor, StreamErrorChunk
+from libs.rpc.interceptors import CallContextInterceptor, DrainInterceptor, ErrorInterceptor, ErrorPresenter
 
 log = logging.getLogger(__name__)
 
@@ -35,16 +35,16 @@ def new_server(
     health: HealthReporter,
     service_names: Sequence[str],
     register: Callable[[grpc.aio.Server], None],
-    stream_error_chunks: Mapping[str, StreamErrorChunk] | None = None,
+    error_presenters: Mapping[str, ErrorPresenter] | None = None,
 ) -> tuple[grpc.aio.Server, int]:
     """A server with the mesh's interceptors, health and (in development) reflection, bound
     to settings.host:settings.port (port 0 picks a free one); returns it and the bound port.
 
-    stream_error_chunks: public streams (by full method name) that end with an in-band error message
-    when they fail after they began (see `ErrorInterceptor`)."""
+    error_presenters: public methods (by full method name) that present failures beyond the status:
+    streams that end with an in-band error message, APIs with their own error shape (`ErrorInterceptor`)."""
     server = grpc.aio.server(
         interceptors=[aio_server_interceptor(filter_=_UNTRACED), CallContextInterceptor(),
-                      ErrorInterceptor(stream_error_chunks), DrainInterceptor(health.drain)],
+                      ErrorInterceptor(error_presenters), DrainInterceptor(health.drain)],
         options=[
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),

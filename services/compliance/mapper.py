@@ -69,6 +69,20 @@ def predict_input_from_pb(request: inference_pb2.PredictRequest) -> PredictInput
         user_id=request.user_id,
         session_id=request.session_id,
         purpose=request.purpose,
+        raw_prompt=parameters.raw_prompt if parameters.HasField("raw_prompt") else False,
+    )
+
+
+def chat_input_from_pb(request: inference_pb2.ChatInput) -> PredictInput:
+    """A stateless chat as a predict of its messages' contents (their roles alongside)."""
+    parameters = request.parameters
+    return PredictInput(
+        model_id=request.model_id,
+        inputs=[message.content for message in request.messages],
+        roles=tuple(message.role for message in request.messages),
+        params=generation_params_from_pb(parameters),
+        user_id=request.user_id,
+        purpose=request.purpose,
     )
 
 
@@ -162,8 +176,10 @@ def generation_params_to_pb(params: GenerationParams) -> generation_pb2.Generati
 
 
 def generate_request_to_pb(call: GenerateCall) -> generation_pb2.GenerateRequest:
-    return generation_pb2.GenerateRequest(request_id=call.request_id, model_id=call.model_id, prompt=call.prompt,
-                                          parameters=generation_params_to_pb(call.params))
+    return generation_pb2.GenerateRequest(
+        request_id=call.request_id, model_id=call.model_id, prompt=call.prompt,
+        parameters=generation_params_to_pb(call.params), raw_prompt=call.raw_prompt,
+        messages=[generation_pb2.ChatTurn(role=role, content=content) for role, content in call.messages])
 
 
 def generated_from_pb(response: generation_pb2.GenerateResponse) -> Generated:

@@ -38,6 +38,19 @@ class ComplianceServicer(compliance_pb2_grpc.ComplianceServicer):
         async for chunk in chunks:
             yield mapper.stream_chunk_to_pb(chunk)
 
+    async def Chat(self, request: compliance_pb2.ProxyChatRequest,
+                   context: grpc.aio.ServicerContext) -> inference_pb2.PredictResponse:
+        result = await self._proxy.predict(_caller(request.caller), mapper.chat_input_from_pb(request.request),
+                                           context.time_remaining())
+        return mapper.predict_response_to_pb(result)
+
+    async def ChatStream(self, request: compliance_pb2.ProxyChatRequest,
+                         context: grpc.aio.ServicerContext) -> AsyncIterator[inference_pb2.PredictStreamChunk]:
+        chunks = self._proxy.predict_stream(_caller(request.caller), mapper.chat_input_from_pb(request.request),
+                                            context.time_remaining())
+        async for chunk in chunks:
+            yield mapper.stream_chunk_to_pb(chunk)
+
     async def Deidentify(self, request: compliance_pb2.ProxyDeidentifyRequest,
                          context: grpc.aio.ServicerContext) -> inference_pb2.DeidentifyResponse:
         redaction = await self._proxy.deidentify(_caller(request.caller), request.request.text)

@@ -43,15 +43,16 @@ class ComplianceClient:
                                                       timeout=timeout)
 
     async def predict(self, caller: Caller, call: PredictCall, timeout: float | None) -> Any:
-        request = compliance_pb2.ProxyPredictRequest(caller=mapper.caller(caller),
-                                                     request=mapper.predict_request(call))
         async with translated_rpc_errors(self.unavailable_message):
-            return await self._proxy.Predict(request, timeout=timeout)
+            if call.roles:
+                return await self._proxy.Chat(_chat_request(caller, call), timeout=timeout)
+            return await self._proxy.Predict(_predict_request(caller, call), timeout=timeout)
 
     async def predict_stream(self, caller: Caller, call: PredictCall, timeout: float | None) -> AsyncIterator[Any]:
-        request = compliance_pb2.ProxyPredictRequest(caller=mapper.caller(caller),
-                                                     request=mapper.predict_request(call))
-        stream = self._proxy.PredictStream(request, timeout=timeout)
+        if call.roles:
+            stream = self._proxy.ChatStream(_chat_request(caller, call), timeout=timeout)
+        else:
+            stream = self._proxy.PredictStream(_predict_request(caller, call), timeout=timeout)
         try:
             async with translated_rpc_errors(self.unavailable_message):
                 async for chunk in stream:
@@ -96,6 +97,14 @@ class ComplianceClient:
 
     async def close(self) -> None:
         await self.channel.close()
+
+
+def _predict_request(caller: Caller, call: PredictCall) -> compliance_pb2.ProxyPredictRequest:
+    return compliance_pb2.ProxyPredictRequest(caller=mapper.caller(caller), request=mapper.predict_request(call))
+
+
+def _chat_request(caller: Caller, call: PredictCall) -> compliance_pb2.ProxyChatRequest:
+    return compliance_pb2.ProxyChatRequest(caller=mapper.caller(caller), request=mapper.chat_input(call))
 
 
 class MonitorClient:

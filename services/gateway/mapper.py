@@ -67,16 +67,29 @@ def predict_call(request: inference_pb2.PredictRequest) -> PredictCall:
     )
 
 
-def predict_request(call: PredictCall) -> inference_pb2.PredictRequest:
+def predict_parameters(call: PredictCall) -> inference_pb2.PredictParameters:
     params = call.params
     fields = {
         "max_new_tokens": params.max_new_tokens, "temperature": params.temperature, "top_p": params.top_p,
         "top_k": params.top_k, "repetition_penalty": params.repetition_penalty, "seed": params.seed,
         "system_prompt": call.system_prompt, "normalize": call.normalize, "truncate": call.truncate,
+        "raw_prompt": call.raw_prompt or None,
     }
-    parameters = inference_pb2.PredictParameters(
+    return inference_pb2.PredictParameters(
         stop=list(params.stop), **{name: value for name, value in fields.items() if value is not None}
     )
+
+
+def chat_input(call: PredictCall) -> inference_pb2.ChatInput:
+    """A stateless chat for compliance: the messages, roles and contents, in order."""
+    messages = [inference_pb2.ChatMessage(role=role, content=content)
+                for role, content in zip(call.roles, call.inputs, strict=True)]
+    return inference_pb2.ChatInput(model_id=call.model_id, messages=messages, parameters=predict_parameters(call),
+                                   user_id=call.user_id, purpose=call.purpose)
+
+
+def predict_request(call: PredictCall) -> inference_pb2.PredictRequest:
+    parameters = predict_parameters(call)
     return inference_pb2.PredictRequest(
         model_id=call.model_id,
         inputs=json_format.ParseDict(call.inputs, struct_pb2.Value()),
@@ -100,7 +113,9 @@ def caller(value: Caller) -> inference_pb2.Caller:
 
 
 def catalog_entries(response: models_pb2.ListModelsResponse) -> list[CatalogEntry]:
-    return [CatalogEntry(info.model_id, info.model_type, info, model_card_from_pb(info).limits)
+    return [CatalogEntry(info.model_id, info.model_type, info, model_card_from_pb(info).limits,
+                         info.embedding_dimension,
+                         info.loaded_at.ToDatetime(UTC).timestamp() if info.HasField("loaded_at") else None)
             for info in response.models]
 
 

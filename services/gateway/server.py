@@ -8,25 +8,33 @@ import grpc
 
 from libs.config import GatewaySettings
 from libs.rpc.health import HealthReporter
+from libs.rpc.interceptors import ErrorPresenter
 from libs.rpc.server import new_server
 from libs.security.secret import load_secret
 from libs.stores.db import Database, open_database
 from libs.stores.keys import KeyStore
 from libs.stores.ratelimit import open_rate_limit_store
-from medai.gateway.v1 import gateway_pb2, gateway_pb2_grpc
+from medai.gateway.v1 import gateway_pb2, gateway_pb2_grpc, openai_pb2_grpc
 from services.gateway import mapper
 from services.gateway.clients import ComplianceClient, MonitorClient
 from services.gateway.core.auth import Authenticator, KeyCachePolicy
 from services.gateway.core.catalog import ModelCatalog
 from services.gateway.core.gateway import Gateway, GatewayLimits
 from services.gateway.core.model import RateLimits, ServiceStatus
+from services.gateway.core.openai import OpenAIApi
 from services.gateway.core.quota import Quotas
 from services.gateway.core.refusals import RefusalAudit, RefusalAuditPolicy
+from services.gateway.openai_servicer import ERROR_PRESENTERS as OPENAI_ERROR_PRESENTERS
+from services.gateway.openai_servicer import SERVICE_NAME as OPENAI_SERVICE
+from services.gateway.openai_servicer import OpenAIServicer
 from services.gateway.servicer import GatewayServicer
 
-SERVICE_NAMES = [gateway_pb2.DESCRIPTOR.services_by_name["Gateway"].full_name]
-# Public streams that end with an in-band error event when they fail after they began.
-STREAM_ERROR_CHUNKS = {f"/{SERVICE_NAMES[0]}/PredictStream": mapper.stream_error_chunk}
+SERVICE_NAMES = [gateway_pb2.DESCRIPTOR.services_by_name["Gateway"].full_name, OPENAI_SERVICE]
+# Public streams that end with an in-band error event when they fail after they began; OpenAI's error shape.
+ERROR_PRESENTERS = {
+    f"/{SERVICE_NAMES[0]}/PredictStream": ErrorPresenter(stream_chunk=mapper.stream_error_chunk),
+    **OPENAI_ERROR_PRESENTERS,
+}
 
 
 @dataclass
@@ -59,6 +67,7 @@ async def build_deps(settings: GatewaySettings) -> GatewayDeps:
         max_inputs=settings.max_inputs,
         max_input_chars=settings.max_input_chars,
         max_request_bytes=settings.max_request_bytes,
+        max_chat_messages=settings.max_chat_messages,
         model_type_deadlines=dict(settings.model_type_deadline_seconds),
     )
     quotas = Quotas(open_rate_limit_store(settings.app.redis_url, settings.rate_limit_redis_retry_seconds))
@@ -79,5 +88,6 @@ async def build_deps(settings: GatewaySettings) -> GatewayDeps:
 def create_server(settings: GatewaySettings, deps: GatewayDeps) -> tuple[grpc.aio.Server, int]:
     def register(server: grpc.aio.Server) -> None:
         gateway_pb2_grpc.add_GatewayServicer_to_server(GatewayServicer(deps.gateway), server)
+        openai_pb2_grpc.add_OpenAIServicer_to_server(OpenAIServicer(OpenAIApi(deps.gateway)), server)
 
-    return new_server(settings, deps.health, SERVICE_NAMES, register, STREAM_ERROR_CHUNKS)
+    return new_server(settings, deps.health, SERVICE_NAMES, register, ERROR_PRESENTERS)

@@ -1,7 +1,7 @@
 """Protobuf <-> domain conversion for the language-model workers (generation; reused by conversation)."""
 from __future__ import annotations
 
-from libs.llm.types import Completion, TextDelta, Usage
+from libs.llm.types import ChatMessage, Completion, TextDelta, Usage
 from libs.validation import GenerationParams
 from medai.common.v1 import inference_pb2
 from medai.generation.v1 import generation_pb2
@@ -17,7 +17,9 @@ def generation_params(parameters: generation_pb2.GenerationParameters) -> Genera
 
 
 def generate_command(request: generation_pb2.GenerateRequest) -> GenerateCommand:
-    return GenerateCommand(request.model_id, request.prompt, generation_params(request.parameters))
+    messages = tuple(ChatMessage(turn.role, turn.content) for turn in request.messages)
+    return GenerateCommand(request.model_id, request.prompt, generation_params(request.parameters), messages,
+                           request.raw_prompt)
 
 
 def usage(value: Usage) -> inference_pb2.Usage:

@@ -8,11 +8,11 @@ import grpc
 
 from medai.generation.v1 import generation_pb2, generation_pb2_grpc
 from services.generation import mapper
-from services.generation.core import GenerationCore
+from services.generation.core import PromptCompleter
 
 
 class GenerationServicer(generation_pb2_grpc.GenerationServicer):
-    def __init__(self, core: GenerationCore) -> None:
+    def __init__(self, core: PromptCompleter) -> None:
         self._core = core
 
     async def Generate(

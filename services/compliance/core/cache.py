@@ -20,7 +20,7 @@ from typing import Protocol
 
 from prometheus_client import Counter
 
-from libs.catalog import EMBEDDING, TEXT_GENERATION
+from libs.catalog import CONVERSATION, EMBEDDING, TEXT_GENERATION
 from services.compliance.core.handlers import Answer, ModelCall
 from services.compliance.core.types import Usage
 
@@ -31,7 +31,7 @@ CACHE_HITS = Counter("medai_response_cache_hits_total", "Predict answers served 
 CACHE_MISSES = Counter("medai_response_cache_misses_total",
                        "Cacheable predict calls that the response cache could not answer", ["model_id"])
 CACHE_ERRORS = Counter("medai_response_cache_errors_total", "Response cache store calls that failed", ["operation"])
-KEY_VERSION = 1
+KEY_VERSION = 2
 RETRY_SECONDS = 5.0
 
 
@@ -46,9 +46,10 @@ class CacheStore(Protocol):
 
 
 def cacheable(call: ModelCall) -> bool:
-    """Embeddings, and greedy or seeded generation."""
-    model_type = call.route.model_type
-    return model_type == EMBEDDING or (model_type == TEXT_GENERATION and call.request.params.deterministic)
+    """Embeddings, and greedy or seeded generation (also stateless calls on a conversation model)."""
+    model_type, request = call.route.model_type, call.request
+    generates = model_type == TEXT_GENERATION or (model_type == CONVERSATION and request.stateless)
+    return model_type == EMBEDDING or (generates and request.params.deterministic)
 
 
 class ResponseCache:
@@ -72,6 +73,7 @@ class ResponseCache:
             "v": KEY_VERSION, "model_id": info.model_id, "model_version": info.model_version,
             "model_type": info.model_type, "params": asdict(request.params), "normalize": request.normalize,
             "truncate": request.truncate, "system_prompt": call.system_prompt, "texts": call.texts,
+            "roles": list(request.roles), "raw_prompt": request.raw_prompt,
         }
         encoded = json.dumps(material, sort_keys=True, separators=(",", ":")).encode()
         return hmac.new(self._pepper, encoded, hashlib.sha256).hexdigest()

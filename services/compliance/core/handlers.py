@@ -70,7 +70,8 @@ class ModelHandler(Protocol):
 
 
 class TextGenerationHandler:
-    """One Generate per input, all at once."""
+    """One Generate per input, all at once; a chat sent whole is one Generate of its messages. Also
+    serves stateless calls (a chat, a plain completion) on conversation models."""
 
     streams = True
     takes_system_prompt = False
@@ -82,8 +83,9 @@ class TextGenerationHandler:
         validate_generation_params(request.params, route.info.limits.max_new_tokens or None)
 
     async def predict(self, call: ModelCall) -> Answer:
+        prompts = [""] if call.request.roles else call.texts
         results = await _all(self._workers.generate(call.route.address, _generate_call(call, text), call.timeout)
-                             for text in call.texts)
+                             for text in prompts)
         return Answer(
             texts=[result.text for result in results],
             usage=Usage(sum(r.usage.prompt_tokens for r in results), sum(r.usage.generated_tokens for r in results)),
@@ -92,7 +94,8 @@ class TextGenerationHandler:
         )
 
     async def stream(self, call: ModelCall) -> AsyncIterator[ChatChunk]:
-        async for chunk in self._workers.generate_stream(call.route.address, _generate_call(call, call.texts[0]),
+        prompt = "" if call.request.roles else call.texts[0]
+        async for chunk in self._workers.generate_stream(call.route.address, _generate_call(call, prompt),
                                                          call.timeout):
             yield ChatChunk(session_id="", chunk=chunk)
 
@@ -151,17 +154,27 @@ class ConversationHandler:
             yield chunk
 
 
+# The handler key of stateless calls (a chat sent whole, a plain completion), whatever the model type.
+STATELESS = "stateless"
+# Model types that take stateless calls.
+STATELESS_TYPES = frozenset({TEXT_GENERATION, CONVERSATION})
+
+
 def build_handlers(workers: WorkerClients) -> dict[str, ModelHandler]:
-    """model_type -> handler."""
+    """model_type (or STATELESS) -> handler."""
     return {
         TEXT_GENERATION: TextGenerationHandler(workers),
         EMBEDDING: EmbeddingHandler(workers),
         CONVERSATION: ConversationHandler(workers),
+        STATELESS: TextGenerationHandler(workers),
     }
 
 
 def _generate_call(call: ModelCall, prompt: str) -> GenerateCall:
-    return GenerateCall(call.caller.request_id, call.model_id, prompt, call.request.params)
+    request = call.request
+    messages = tuple(zip(request.roles, call.texts, strict=True)) if request.roles else ()
+    return GenerateCall(call.caller.request_id, call.model_id, prompt, request.params, messages=messages,
+                        raw_prompt=request.raw_prompt)
 
 
 def _chat_call(call: ModelCall) -> ChatCall:

@@ -22,7 +22,7 @@ from services.compliance.core.audit import AuditLog, Digester, refusal_events
 from services.compliance.core.auditing import PayloadSealer, RequestAudit
 from services.compliance.core.cache import ResponseCache
 from services.compliance.core.deidentify import PlaceholderMap, Redactor, reidentify
-from services.compliance.core.handlers import Answer, ModelCall, ModelHandler
+from services.compliance.core.handlers import STATELESS, STATELESS_TYPES, Answer, ModelCall, ModelHandler
 from services.compliance.core.ports import ConversationClient
 from services.compliance.core.registry import ModelRegistry, Route
 from services.compliance.core.session_placeholders import SessionPlaceholders
@@ -45,6 +45,7 @@ class ProxyLimits:
     max_inputs: int
     max_input_chars: int
     audit_list_max: int = 1000
+    max_chat_messages: int = 256
 
 
 REIDENTIFY_PERMISSION = "phi:reidentify"
@@ -86,9 +87,10 @@ class ComplianceProxy:
         self._safeguards = safeguards or Safeguards()
 
     async def predict(self, caller: Caller, request: PredictInput, timeout: float | None) -> PredictResult:
-        """De-identify the inputs, call the worker, and (if configured) de-identify generated text too."""
+        """De-identify the inputs, call the worker, and (if configured) de-identify generated text too.
+        A stateless chat (`request.roles`) is de-identified with one placeholder map across its messages."""
         started = time.perf_counter()
-        async with self._audit(caller, "predict", request) as audit:
+        async with self._audit(caller, "chat" if request.roles else "predict", request) as audit:
             prepared = await self._prepare(caller, request, timeout, audit=audit)
             await audit.started()
             answer, output_redactions, cached = await self._answer(prepared)
@@ -105,7 +107,7 @@ class ComplianceProxy:
         return PredictResult(
             request_id=caller.request_id,
             model_id=route.info.model_id,
-            outputs=_outputs(answer, single=isinstance(request.inputs, str)),
+            outputs=_outputs(answer, single=request.single),
             processing_time=time.perf_counter() - started,
             timestamp=datetime.now(UTC),
             metadata=PredictMetadata(
@@ -163,12 +165,12 @@ class ComplianceProxy:
 
         Generated text is released through the hold-back window (redacted); a chunk whose text is
         held back is not sent, the final chunk carries what was still held."""
-        async with self._audit(caller, "predict_stream", request) as audit:
+        async with self._audit(caller, "chat_stream" if request.roles else "predict_stream", request) as audit:
             self._redactor.ensure_ready()
             route = await self._route(request.model_id)
-            if not self._handler(route).streams:
+            if not self._handler(route, request).streams:
                 raise InvalidInput(f"models of type '{route.model_type}' do not stream", field="model_id")
-            if not isinstance(request.inputs, str):
+            if not request.single:
                 raise InvalidInput("streaming takes a single string", field="inputs")
             prepared = await self._prepare(caller, request, timeout, route, audit=audit)
             await audit.started()
@@ -275,9 +277,9 @@ class ComplianceProxy:
                        route: Route | None = None, *, audit: RequestAudit | None = None) -> _Prepared:
         self._redactor.ensure_ready()
         route = route or await self._route(request.model_id)
-        handler = self._handler(route)
-        texts = validate_inputs(request.inputs, max_items=self._limits.max_inputs,
-                                max_chars=self._limits.max_input_chars)
+        handler = self._handler(route, request)
+        max_items = self._limits.max_chat_messages if request.roles else self._limits.max_inputs
+        texts = validate_inputs(request.inputs, max_items=max_items, max_chars=self._limits.max_input_chars)
         handler.check(caller, request, texts, route)
         system_prompt = request.system_prompt if handler.takes_system_prompt and request.system_prompt else None
         if system_prompt is not None and len(system_prompt) > self._limits.max_input_chars:
@@ -309,7 +311,13 @@ class ComplianceProxy:
             raise InvalidInput("is required", field="model_id")
         return await self._registry.route(model_id)
 
-    def _handler(self, route: Route) -> ModelHandler:
+    def _handler(self, route: Route, request: PredictInput) -> ModelHandler:
+        if request.stateless:
+            if route.model_type not in STATELESS_TYPES:
+                field = "messages" if request.roles else "parameters.raw_prompt"
+                raise InvalidInput(f"models of type '{route.model_type}' take no chat or plain completion",
+                                   field=field)
+            return self._handlers[STATELESS]
         handler = self._handlers.get(route.model_type)
         if handler is None:
             raise InvalidInput(f"model type '{route.model_type}' is not supported", field="model_id")

@@ -60,7 +60,7 @@ class ComplianceCore:
         proxy = ComplianceProxy(
             registry, redactor, build_handlers(workers), workers,
             ProxyLimits(max_inputs=settings.max_inputs, max_input_chars=settings.max_input_chars,
-                        audit_list_max=settings.audit_list_max),
+                        audit_list_max=settings.audit_list_max, max_chat_messages=settings.max_chat_messages),
             redact_outputs=settings.redact_outputs, cache=response_cache(settings, cache_store),
             safeguards=safeguards,
         )

@@ -47,6 +47,20 @@ class PredictInput:
     user_id: str = ""
     session_id: str = ""
     purpose: str = ""
+    # A stateless chat: `inputs` holds the messages' contents, these their roles (same order).
+    roles: tuple[str, ...] = ()
+    # A plain completion: the input as it is, without the model's chat template.
+    raw_prompt: bool = False
+
+    @property
+    def stateless(self) -> bool:
+        """A call that keeps no session even on a conversation model (a chat sent whole, or a completion)."""
+        return bool(self.roles) or self.raw_prompt
+
+    @property
+    def single(self) -> bool:
+        """One text answers it (a string input, or a chat)."""
+        return isinstance(self.inputs, str) or bool(self.roles)
 
 
 @dataclass(frozen=True)
@@ -126,6 +140,9 @@ class GenerateCall:
     model_id: str
     prompt: str
     params: GenerationParams
+    # A whole chat as (role, content) pairs: replaces the prompt, in the model's chat template.
+    messages: tuple[tuple[str, str], ...] = ()
+    raw_prompt: bool = False
 
 
 @dataclass(frozen=True)

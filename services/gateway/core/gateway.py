@@ -63,12 +63,13 @@ class GatewayLimits:
     max_inputs: int
     max_input_chars: int
     max_request_bytes: int = 1_048_576
+    max_chat_messages: int = 256
     # Deadline by model type when the client sets none (else default_deadline_seconds).
     model_type_deadlines: Mapping[str, float] = field(default_factory=dict)
 
     @property
     def request(self) -> RequestLimits:
-        return RequestLimits(self.max_request_bytes, self.max_inputs, self.max_input_chars)
+        return RequestLimits(self.max_request_bytes, self.max_inputs, self.max_input_chars, self.max_chat_messages)
 
 
 class Gateway:
@@ -133,7 +134,7 @@ class Gateway:
         with contextlib.ExitStack() as admission:
             with self._refusals_audited(meta, "predict_stream", call.model_id):
                 caller, entry = await self._authorised_predict(meta, call, Permission.STREAM)
-                if not isinstance(call.inputs, str):
+                if not call.single:
                     raise InvalidInput("must be a single string when streaming", field="inputs")
                 await self._quotas.check_tokens(caller.principal)
                 admission.enter_context(self._admitted())

@@ -5,6 +5,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from libs.catalog import ModelLimits
+from libs.errors import InvalidInput
 from libs.security.roles import Permission
 from libs.validation import GenerationParams
 
@@ -65,6 +66,20 @@ class PredictCall:
     session_id: str = ""
     purpose: str = ""
     request_bytes: int = 0  # size of the request message as received
+    # A stateless chat: `inputs` holds the messages' contents, these their roles (same order).
+    roles: tuple[str, ...] = ()
+    # A plain completion: the input as it is, without the model's chat template.
+    raw_prompt: bool = False
+    # Embedding: the dimension the client asked for (only the model's own is served).
+    dimensions: int | None = None
+    # A problem found while decoding the request, raised by validation once the caller is authenticated
+    # (an unknown caller learns nothing about its request).
+    invalid: InvalidInput | None = None
+
+    @property
+    def single(self) -> bool:
+        """One text answers it (a string input, or a chat)."""
+        return isinstance(self.inputs, str) or bool(self.roles)
 
 
 @dataclass(frozen=True)
@@ -75,6 +90,8 @@ class CatalogEntry:
     model_type: str
     record: Any = field(compare=False, repr=False)
     limits: ModelLimits = field(default_factory=ModelLimits)  # what the model accepts per request
+    embedding_dimension: int = 0
+    loaded_at: float | None = None  # unix seconds
 
 
 @dataclass(frozen=True)

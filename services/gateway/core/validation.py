@@ -26,6 +26,7 @@ class RequestLimits:
     max_request_bytes: int
     max_inputs: int
     max_input_chars: int
+    max_chat_messages: int = 256
 
 
 def min_tokens(text: str) -> int:
@@ -35,9 +36,12 @@ def min_tokens(text: str) -> int:
 
 def validate_predict(call: PredictCall, entry: CatalogEntry, limits: RequestLimits) -> list[str]:
     """The call's texts; InvalidInput naming the first field out of bounds."""
+    if call.invalid is not None:
+        raise call.invalid
     if call.request_bytes > limits.max_request_bytes:
         raise InvalidInput(f"larger than {limits.max_request_bytes} bytes", field="request")
-    texts = validate_inputs(call.inputs, max_items=limits.max_inputs, max_chars=limits.max_input_chars)
+    max_items = limits.max_chat_messages if call.roles else limits.max_inputs
+    texts = validate_inputs(call.inputs, max_items=max_items, max_chars=limits.max_input_chars)
     model = entry.limits
     if model.max_batch_size and entry.model_type == EMBEDDING and len(texts) > model.max_batch_size:
         raise InvalidInput(f"at most {model.max_batch_size} items for this model", field="inputs")
@@ -49,6 +53,8 @@ def validate_predict(call: PredictCall, entry: CatalogEntry, limits: RequestLimi
                 raise InvalidInput(f"longer than the model's limit of {model.max_input_tokens} tokens", field=name)
     validate_generation_params(call.params, model.max_new_tokens or None)
     _validate_fields(call, limits)
+    if call.dimensions is not None and call.dimensions != entry.embedding_dimension:
+        raise InvalidInput(f"this model answers {entry.embedding_dimension} dimensions only", field="dimensions")
     return texts
 
 

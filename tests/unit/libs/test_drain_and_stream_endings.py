@@ -14,6 +14,7 @@ from libs.errors import NotReady
 from libs.rpc.channels import open_channel
 from libs.rpc.drain import DRAINING_MESSAGE, INTERRUPTED_MESSAGE
 from libs.rpc.health import HealthReporter
+from libs.rpc.interceptors import ErrorPresenter
 from libs.rpc.server import drain_and_stop, new_server
 from libs.rpc.status import REPORTED_KEY
 from medai.generation.v1 import generation_pb2, generation_pb2_grpc
@@ -64,7 +65,7 @@ async def served():
     servicer = PacedGeneration()
     server, port = new_server(settings, health, [SERVICE],
                               lambda s: generation_pb2_grpc.add_GenerationServicer_to_server(servicer, s),
-                              {STREAM: error_chunk})
+                              {STREAM: ErrorPresenter(stream_chunk=error_chunk)})
     await server.start()
     await health.set_serving(True)
     channel = open_channel(f"127.0.0.1:{port}")

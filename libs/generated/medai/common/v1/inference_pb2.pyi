@@ -11,7 +11,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class PredictParameters(_message.Message):
-    __slots__ = ("max_new_tokens", "temperature", "top_p", "top_k", "repetition_penalty", "stop", "seed", "system_prompt", "normalize", "truncate")
+    __slots__ = ("max_new_tokens", "temperature", "top_p", "top_k", "repetition_penalty", "stop", "seed", "system_prompt", "raw_prompt", "normalize", "truncate")
     MAX_NEW_TOKENS_FIELD_NUMBER: _ClassVar[int]
     TEMPERATURE_FIELD_NUMBER: _ClassVar[int]
     TOP_P_FIELD_NUMBER: _ClassVar[int]
@@ -20,6 +20,7 @@ class PredictParameters(_message.Message):
     STOP_FIELD_NUMBER: _ClassVar[int]
     SEED_FIELD_NUMBER: _ClassVar[int]
     SYSTEM_PROMPT_FIELD_NUMBER: _ClassVar[int]
+    RAW_PROMPT_FIELD_NUMBER: _ClassVar[int]
     NORMALIZE_FIELD_NUMBER: _ClassVar[int]
     TRUNCATE_FIELD_NUMBER: _ClassVar[int]
     max_new_tokens: int
@@ -30,9 +31,10 @@ class PredictParameters(_message.Message):
     stop: _containers.RepeatedScalarFieldContainer[str]
     seed: int
     system_prompt: str
+    raw_prompt: bool
     normalize: bool
     truncate: bool
-    def __init__(self, max_new_tokens: _Optional[int] = ..., temperature: _Optional[float] = ..., top_p: _Optional[float] = ..., top_k: _Optional[int] = ..., repetition_penalty: _Optional[float] = ..., stop: _Optional[_Iterable[str]] = ..., seed: _Optional[int] = ..., system_prompt: _Optional[str] = ..., normalize: _Optional[bool] = ..., truncate: _Optional[bool] = ...) -> None: ...
+    def __init__(self, max_new_tokens: _Optional[int] = ..., temperature: _Optional[float] = ..., top_p: _Optional[float] = ..., top_k: _Optional[int] = ..., repetition_penalty: _Optional[float] = ..., stop: _Optional[_Iterable[str]] = ..., seed: _Optional[int] = ..., system_prompt: _Optional[str] = ..., raw_prompt: _Optional[bool] = ..., normalize: _Optional[bool] = ..., truncate: _Optional[bool] = ...) -> None: ...
 
 class PredictRequest(_message.Message):
     __slots__ = ("model_id", "inputs", "parameters", "user_id", "session_id", "purpose")
@@ -49,6 +51,28 @@ class PredictRequest(_message.Message):
     session_id: str
     purpose: str
     def __init__(self, model_id: _Optional[str] = ..., inputs: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., parameters: _Optional[_Union[PredictParameters, _Mapping]] = ..., user_id: _Optional[str] = ..., session_id: _Optional[str] = ..., purpose: _Optional[str] = ...) -> None: ...
+
+class ChatMessage(_message.Message):
+    __slots__ = ("role", "content")
+    ROLE_FIELD_NUMBER: _ClassVar[int]
+    CONTENT_FIELD_NUMBER: _ClassVar[int]
+    role: str
+    content: str
+    def __init__(self, role: _Optional[str] = ..., content: _Optional[str] = ...) -> None: ...
+
+class ChatInput(_message.Message):
+    __slots__ = ("model_id", "messages", "parameters", "user_id", "purpose")
+    MODEL_ID_FIELD_NUMBER: _ClassVar[int]
+    MESSAGES_FIELD_NUMBER: _ClassVar[int]
+    PARAMETERS_FIELD_NUMBER: _ClassVar[int]
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    PURPOSE_FIELD_NUMBER: _ClassVar[int]
+    model_id: str
+    messages: _containers.RepeatedCompositeFieldContainer[ChatMessage]
+    parameters: PredictParameters
+    user_id: str
+    purpose: str
+    def __init__(self, model_id: _Optional[str] = ..., messages: _Optional[_Iterable[_Union[ChatMessage, _Mapping]]] = ..., parameters: _Optional[_Union[PredictParameters, _Mapping]] = ..., user_id: _Optional[str] = ..., purpose: _Optional[str] = ...) -> None: ...
 
 class PredictMetadata(_message.Message):
     __slots__ = ("tokens_generated", "model_version", "prompt_tokens", "model_type", "finish_reason", "cached", "phi_entities_redacted", "truncated_inputs", "session_id")

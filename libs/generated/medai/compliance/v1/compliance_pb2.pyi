@@ -18,6 +18,14 @@ class ProxyPredictRequest(_message.Message):
     request: _inference_pb2.PredictRequest
     def __init__(self, caller: _Optional[_Union[_inference_pb2.Caller, _Mapping]] = ..., request: _Optional[_Union[_inference_pb2.PredictRequest, _Mapping]] = ...) -> None: ...
 
+class ProxyChatRequest(_message.Message):
+    __slots__ = ("caller", "request")
+    CALLER_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_FIELD_NUMBER: _ClassVar[int]
+    caller: _inference_pb2.Caller
+    request: _inference_pb2.ChatInput
+    def __init__(self, caller: _Optional[_Union[_inference_pb2.Caller, _Mapping]] = ..., request: _Optional[_Union[_inference_pb2.ChatInput, _Mapping]] = ...) -> None: ...
+
 class ProxyDeidentifyRequest(_message.Message):
     __slots__ = ("caller", "request")
     CALLER_FIELD_NUMBER: _ClassVar[int]

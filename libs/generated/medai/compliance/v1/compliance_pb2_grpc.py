@@ -45,6 +45,16 @@ class ComplianceStub:
                 request_serializer=medai_dot_compliance_dot_v1_dot_compliance__pb2.ProxyPredictRequest.SerializeToString,
                 response_deserializer=medai_dot_common_dot_v1_dot_inference__pb2.PredictStreamChunk.FromString,
                 _registered_method=True)
+        self.Chat = channel.unary_unary(
+                '/medai.compliance.v1.Compliance/Chat',
+                request_serializer=medai_dot_compliance_dot_v1_dot_compliance__pb2.ProxyChatRequest.SerializeToString,
+                response_deserializer=medai_dot_common_dot_v1_dot_inference__pb2.PredictResponse.FromString,
+                _registered_method=True)
+        self.ChatStream = channel.unary_stream(
+                '/medai.compliance.v1.Compliance/ChatStream',
+                request_serializer=medai_dot_compliance_dot_v1_dot_compliance__pb2.ProxyChatRequest.SerializeToString,
+                response_deserializer=medai_dot_common_dot_v1_dot_inference__pb2.PredictStreamChunk.FromString,
+                _registered_method=True)
         self.Deidentify = channel.unary_unary(
                 '/medai.compliance.v1.Compliance/Deidentify',
                 request_serializer=medai_dot_compliance_dot_v1_dot_compliance__pb2.ProxyDeidentifyRequest.SerializeToString,
@@ -82,6 +92,19 @@ class ComplianceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def PredictStream(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Chat(self, request, context):
+        """A stateless chat (the whole history in the request), answered like a predict of one text.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ChatStream(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -129,6 +152,16 @@ def add_ComplianceServicer_to_server(servicer, server):
             'PredictStream': grpc.unary_stream_rpc_method_handler(
                     servicer.PredictStream,
                     request_deserializer=medai_dot_compliance_dot_v1_dot_compliance__pb2.ProxyPredictRequest.FromString,
+                    response_serializer=medai_dot_common_dot_v1_dot_inference__pb2.PredictStreamChunk.SerializeToString,
+            ),
+            'Chat': grpc.unary_unary_rpc_method_handler(
+                    servicer.Chat,
+                    request_deserializer=medai_dot_compliance_dot_v1_dot_compliance__pb2.ProxyChatRequest.FromString,
+                    response_serializer=medai_dot_common_dot_v1_dot_inference__pb2.PredictResponse.SerializeToString,
+            ),
+            'ChatStream': grpc.unary_stream_rpc_method_handler(
+                    servicer.ChatStream,
+                    request_deserializer=medai_dot_compliance_dot_v1_dot_compliance__pb2.ProxyChatRequest.FromString,
                     response_serializer=medai_dot_common_dot_v1_dot_inference__pb2.PredictStreamChunk.SerializeToString,
             ),
             'Deidentify': grpc.unary_unary_rpc_method_handler(
@@ -210,6 +243,60 @@ class Compliance:
             target,
             '/medai.compliance.v1.Compliance/PredictStream',
             medai_dot_compliance_dot_v1_dot_compliance__pb2.ProxyPredictRequest.SerializeToString,
+            medai_dot_common_dot_v1_dot_inference__pb2.PredictStreamChunk.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Chat(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/medai.compliance.v1.Compliance/Chat',
+            medai_dot_compliance_dot_v1_dot_compliance__pb2.ProxyChatRequest.SerializeToString,
+            medai_dot_common_dot_v1_dot_inference__pb2.PredictResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ChatStream(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/medai.compliance.v1.Compliance/ChatStream',
+            medai_dot_compliance_dot_v1_dot_compliance__pb2.ProxyChatRequest.SerializeToString,
             medai_dot_common_dot_v1_dot_inference__pb2.PredictStreamChunk.FromString,
             options,
             channel_credentials,

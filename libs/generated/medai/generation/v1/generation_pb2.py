@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from medai.common.v1 import inference_pb2 as medai_dot_common_dot_v1_dot_inference__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$medai/generation/v1/generation.proto\x12\x13medai.generation.v1\x1a\x1fmedai/common/v1/inference.proto\"\x8e\x02\n\x14GenerationParameters\x12\x1b\n\x0emax_new_tokens\x18\x01 \x01(\rH\x00\x88\x01\x01\x12\x18\n\x0btemperature\x18\x02 \x01(\x01H\x01\x88\x01\x01\x12\x12\n\x05top_p\x18\x03 \x01(\x01H\x02\x88\x01\x01\x12\x12\n\x05top_k\x18\x04 \x01(\rH\x03\x88\x01\x01\x12\x1f\n\x12repetition_penalty\x18\x05 \x01(\x01H\x04\x88\x01\x01\x12\x0c\n\x04stop\x18\x06 \x03(\t\x12\x11\n\x04seed\x18\x07 \x01(\x03H\x05\x88\x01\x01\x42\x11\n\x0f_max_new_tokensB\x0e\n\x0c_temperatureB\x08\n\x06_top_pB\x08\n\x06_top_kB\x15\n\x13_repetition_penaltyB\x07\n\x05_seed\"\x86\x01\n\x0fGenerateRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x10\n\x08model_id\x18\x02 \x01(\t\x12\x0e\n\x06prompt\x18\x03 \x01(\t\x12=\n\nparameters\x18\x04 \x01(\x0b\x32).medai.generation.v1.GenerationParameters\"u\n\x10GenerateResponse\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\x15\n\rfinish_reason\x18\x02 \x01(\t\x12%\n\x05usage\x18\x03 \x01(\x0b\x32\x16.medai.common.v1.Usage\x12\x15\n\rmodel_version\x18\x04 \x01(\t\"\x81\x01\n\rGenerateChunk\x12\r\n\x05index\x18\x01 \x01(\r\x12\x0c\n\x04text\x18\x02 \x01(\t\x12\x1a\n\rfinish_reason\x18\x03 \x01(\tH\x00\x88\x01\x01\x12%\n\x05usage\x18\x04 \x01(\x0b\x32\x16.medai.common.v1.UsageB\x10\n\x0e_finish_reason2\xc3\x01\n\nGeneration\x12W\n\x08Generate\x12$.medai.generation.v1.GenerateRequest\x1a%.medai.generation.v1.GenerateResponse\x12\\\n\x0eGenerateStream\x12$.medai.generation.v1.GenerateRequest\x1a\".medai.generation.v1.GenerateChunk0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$medai/generation/v1/generation.proto\x12\x13medai.generation.v1\x1a\x1fmedai/common/v1/inference.proto\"\x8e\x02\n\x14GenerationParameters\x12\x1b\n\x0emax_new_tokens\x18\x01 \x01(\rH\x00\x88\x01\x01\x12\x18\n\x0btemperature\x18\x02 \x01(\x01H\x01\x88\x01\x01\x12\x12\n\x05top_p\x18\x03 \x01(\x01H\x02\x88\x01\x01\x12\x12\n\x05top_k\x18\x04 \x01(\rH\x03\x88\x01\x01\x12\x1f\n\x12repetition_penalty\x18\x05 \x01(\x01H\x04\x88\x01\x01\x12\x0c\n\x04stop\x18\x06 \x03(\t\x12\x11\n\x04seed\x18\x07 \x01(\x03H\x05\x88\x01\x01\x42\x11\n\x0f_max_new_tokensB\x0e\n\x0c_temperatureB\x08\n\x06_top_pB\x08\n\x06_top_kB\x15\n\x13_repetition_penaltyB\x07\n\x05_seed\")\n\x08\x43hatTurn\x12\x0c\n\x04role\x18\x01 \x01(\t\x12\x0f\n\x07\x63ontent\x18\x02 \x01(\t\"\xcb\x01\n\x0fGenerateRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x10\n\x08model_id\x18\x02 \x01(\t\x12\x0e\n\x06prompt\x18\x03 \x01(\t\x12=\n\nparameters\x18\x04 \x01(\x0b\x32).medai.generation.v1.GenerationParameters\x12/\n\x08messages\x18\x05 \x03(\x0b\x32\x1d.medai.generation.v1.ChatTurn\x12\x12\n\nraw_prompt\x18\x06 \x01(\x08\"u\n\x10GenerateResponse\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\x15\n\rfinish_reason\x18\x02 \x01(\t\x12%\n\x05usage\x18\x03 \x01(\x0b\x32\x16.medai.common.v1.Usage\x12\x15\n\rmodel_version\x18\x04 \x01(\t\"\x81\x01\n\rGenerateChunk\x12\r\n\x05index\x18\x01 \x01(\r\x12\x0c\n\x04text\x18\x02 \x01(\t\x12\x1a\n\rfinish_reason\x18\x03 \x01(\tH\x00\x88\x01\x01\x12%\n\x05usage\x18\x04 \x01(\x0b\x32\x16.medai.common.v1.UsageB\x10\n\x0e_finish_reason2\xc3\x01\n\nGeneration\x12W\n\x08Generate\x12$.medai.generation.v1.GenerateRequest\x1a%.medai.generation.v1.GenerateResponse\x12\\\n\x0eGenerateStream\x12$.medai.generation.v1.GenerateRequest\x1a\".medai.generation.v1.GenerateChunk0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,12 +34,14 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_GENERATIONPARAMETERS']._serialized_start=95
   _globals['_GENERATIONPARAMETERS']._serialized_end=365
-  _globals['_GENERATEREQUEST']._serialized_start=368
-  _globals['_GENERATEREQUEST']._serialized_end=502
-  _globals['_GENERATERESPONSE']._serialized_start=504
-  _globals['_GENERATERESPONSE']._serialized_end=621
-  _globals['_GENERATECHUNK']._serialized_start=624
-  _globals['_GENERATECHUNK']._serialized_end=753
-  _globals['_GENERATION']._serialized_start=756
-  _globals['_GENERATION']._serialized_end=951
+  _globals['_CHATTURN']._serialized_start=367
+  _globals['_CHATTURN']._serialized_end=408
+  _globals['_GENERATEREQUEST']._serialized_start=411
+  _globals['_GENERATEREQUEST']._serialized_end=614
+  _globals['_GENERATERESPONSE']._serialized_start=616
+  _globals['_GENERATERESPONSE']._serialized_end=733
+  _globals['_GENERATECHUNK']._serialized_start=736
+  _globals['_GENERATECHUNK']._serialized_end=865
+  _globals['_GENERATION']._serialized_start=868
+  _globals['_GENERATION']._serialized_end=1063
 # @@protoc_insertion_point(module_scope)
