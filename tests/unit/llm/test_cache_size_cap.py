@@ -115,12 +115,12 @@ def test_an_entry_another_running_process_holds_is_kept_until_it_exits(tmp_path)
     cache = ModelCache(tmp_path, max_bytes=25 * KB)
     paths = {name: add(cache, name) for name in "ab"}
     cache_module.release_all()
-    age(paths["a"], 600)  # the oldest, but held by another process
-    age(paths["b"], 300)
     holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(tmp_path), "a"], cwd=ROOT, text=True,
                               stdin=subprocess.PIPE, stdout=subprocess.PIPE)
     try:
         assert holder.stdout.readline().strip() == str(paths["a"])
+        age(paths["a"], 600)  # the oldest, but held by another process
+        age(paths["b"], 300)
         add(cache, "c")
         assert names(cache) == {"a", "c"}  # b went instead of the held a
         cache_module.release_all()
