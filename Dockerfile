@@ -104,13 +104,14 @@ RUN --mount=type=cache,target=/var/cache/medai-pip \
 RUN --mount=type=cache,target=/var/cache/medai-pip --mount=type=bind,source=.,target=/src,rw \
     pip install --no-deps /src
 ENV MEDAI_SERVICE=envoy ENVOY_HOST=0.0.0.0 ENVOY_CONFIG_PATH=/app/.medai/envoy.json
-EXPOSE 8080
+# 8080: the edge (JSON and gRPC); 9902: GET /stats/prometheus only (the admin stays on loopback).
+EXPOSE 8080 9902
 # Envoy's admin listens on 127.0.0.1 inside the container only; /ready answers 200 when live.
 HEALTHCHECK --interval=10s --timeout=5s --start-period=30s --retries=3 \
   CMD ["python", "-m", "libs.deploy.healthcheck", "envoy"]
 USER 10001:10001
-# `python -m libs.envoy` renders the bootstrap from ENVOY_* settings and execs Envoy.
-CMD ["python", "-m", "libs.envoy"]
+# libs.envoy's bootstrap from the ENVOY_* settings, plus the stats listener; then execs Envoy.
+CMD ["python", "-m", "libs.deploy.edge", "--stats-port", "9902"]
 
 FROM core AS gateway
 RUN --mount=type=cache,target=/var/cache/medai-pip \

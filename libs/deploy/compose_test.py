@@ -43,7 +43,7 @@ PROMETHEUS_JOBS = {"gateway", "compliance", "generation", "embedding", "conversa
 EDGE = "http://127.0.0.1:8080"
 PROMETHEUS = "http://127.0.0.1:9090"
 # Host ports the stack listens on (host network); the stores' are options.
-MESH_PORTS = (8080, 9901, 9090, 9093, *range(50051, 50057), *range(9101, 9107))
+MESH_PORTS = (8080, 9901, 9902, 9090, 9093, *range(50051, 50057), *range(9101, 9107))
 
 
 @dataclass

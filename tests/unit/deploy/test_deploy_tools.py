@@ -9,6 +9,8 @@ import socket
 import stat
 import subprocess
 import sys
+import urllib.error
+import urllib.request
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
@@ -16,6 +18,7 @@ import pytest
 
 from libs.config import EnvoySettings
 from libs.deploy import compose_test, engine, smoke
+from libs.deploy import edge as edge_entrypoint
 from libs.deploy.base_image import host_mirror
 from libs.deploy.commands import DeployError
 from libs.deploy.compose import ContainerState
@@ -270,3 +273,28 @@ def test_prestop_hook_takes_envoy_out_of_readiness(tmp_path: Path) -> None:
         assert run_module("libs.deploy.healthcheck", "envoy", env=env, cwd=tmp_path).returncode == 1
     unreachable = run_module("libs.deploy.edge_drain", "--wait", "0", env=env, cwd=tmp_path)
     assert unreachable.returncode == 0 and "not reachable" in unreachable.stdout
+
+
+def http_status(url: str, method: str = "GET") -> tuple[int, str]:
+    request = urllib.request.Request(url, method=method, data=b"" if method == "POST" else None)
+    try:
+        with urllib.request.urlopen(request, timeout=5) as reply:
+            return reply.status, reply.read().decode(errors="replace")
+    except urllib.error.HTTPError as error:
+        return error.code, ""
+
+
+def test_the_stats_listener_serves_envoys_metrics_and_nothing_else(tmp_path: Path) -> None:
+    port, admin_port, stats_port, gateway_port = free_ports(4)
+    settings = EnvoySettings(port=port, admin_port=admin_port, gateway_address=f"127.0.0.1:{gateway_port}",
+                             host="127.0.0.1", access_log_path=str(tmp_path / "access.log"))
+    def with_stats(config: dict) -> None:
+        edge_entrypoint.add_stats_listener(config, settings, stats_port)
+
+    with running_edge(settings, tmp_path, adjust=with_stats):
+        status, body = http_status(f"http://127.0.0.1:{stats_port}/stats/prometheus")
+        assert status == 200 and "envoy_server_live" in body
+        for method, path in (("POST", "/healthcheck/fail"), ("POST", "/quitquitquit"), ("GET", "/config_dump"),
+                             ("POST", "/stats/prometheus"), ("GET", "/ready")):
+            assert http_status(f"http://127.0.0.1:{stats_port}{path}", method)[0] == 404, f"{method} {path}"
+        assert http_status(f"http://127.0.0.1:{admin_port}/ready")[0] == 200, "the admin was not reached"

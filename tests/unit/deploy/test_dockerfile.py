@@ -91,8 +91,8 @@ def test_targets_run_their_process_as_a_non_root_user(target: str) -> None:
     service = service_of(target)
     (user,) = inherited_instruction(target, "USER")
     assert re.fullmatch(r"[1-9]\d*:[1-9]\d*", user), "USER must be a numeric non-root uid:gid (k8s runAsNonRoot)"
-    module = "libs.envoy" if service == EDGE else f"services.{service}"
-    assert inherited_instruction(target, "CMD") == [f'["python", "-m", "{module}"]']
+    command = '"libs.deploy.edge", "--stats-port", "9902"' if service == EDGE else f'"services.{service}"'
+    assert inherited_instruction(target, "CMD") == [f'["python", "-m", {command}]']
     assert f"MEDAI_SERVICE={service}" in " ".join(inherited_instruction(target, "ENV"))
     for shared in ("runtime", "core", "torch-cpu", "torch-cuda", "llm-cpu", "llm-cuda"):
         assert not dockerfile_instruction(shared, "USER"), f"{shared}: installs run as root, the image does not"
@@ -101,7 +101,7 @@ def test_targets_run_their_process_as_a_non_root_user(target: str) -> None:
 @pytest.mark.parametrize("target", TARGETS)
 def test_targets_expose_their_ports_and_probe_their_health(target: str) -> None:
     service = service_of(target)
-    expected = [str(EnvoySettings.model_fields["port"].default)] if service == EDGE else \
+    expected = [f"{EnvoySettings.model_fields['port'].default} 9902"] if service == EDGE else \
         [" ".join(str(port) for port in DEFAULT_PORTS[service])]
     assert inherited_instruction(target, "EXPOSE") == expected
     assert healthcheck_command(target) == ["python", "-m", "libs.deploy.healthcheck", service]

@@ -118,7 +118,8 @@ def check_deployment(name: str, deployment: Doc, documents: tuple[Doc, ...], ext
     annotations = pod["metadata"]["annotations"]
     assert annotations["prometheus.io/scrape"] == "true"
     if name == EDGE:
-        assert (annotations["prometheus.io/port"], annotations["prometheus.io/path"]) == ("9901", "/stats/prometheus")
+        assert (annotations["prometheus.io/port"], annotations["prometheus.io/path"]) == ("9902", "/stats/prometheus")
+        assert container_ports == {"http": 8080, "stats": 9902}
         return
     grpc_port, metrics_port = DEFAULT_PORTS[name]
     assert container_ports == {"grpc": grpc_port, "metrics": metrics_port}

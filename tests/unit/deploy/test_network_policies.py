@@ -155,7 +155,8 @@ def test_prometheus_scrapes_every_metrics_port_only(rendered_target: tuple[Polic
     for name in SERVICES:
         assert policies.ingress_allows(PROMETHEUS, pods[name], metrics(name)), name
         assert not policies.ingress_allows(PROMETHEUS, pods[name], grpc(name)), name
-    assert policies.ingress_allows(PROMETHEUS, pods[EDGE], 9901), "Envoy's stats"
+    assert policies.ingress_allows(PROMETHEUS, pods[EDGE], 9902), "Envoy's stats listener"
+    assert not policies.ingress_allows(PROMETHEUS, pods[EDGE], 9901), "Envoy's admin stays private"
     intruder = Pod("prometheus", "default", {"app": "prometheus"})
     assert not policies.ingress_allows(intruder, pods["gateway"], metrics("gateway")), "only the monitoring namespace"
 

@@ -14,6 +14,7 @@ import yaml
 
 from libs.config import EnvoySettings
 from libs.config.services import DEFAULT_PORTS
+from libs.deploy import edge
 from tests.unit.deploy.artifacts import EDGE, ROOT, compose_services
 
 OBSERVABILITY = ROOT / "libs" / "observability"
@@ -50,10 +51,11 @@ def test_prometheus_scrapes_every_services_metrics_port(service: str) -> None:
     assert service in compose_services()
 
 
-def test_prometheus_scrapes_envoys_admin_stats() -> None:
+def test_prometheus_scrapes_envoys_stats_listener() -> None:
     job = jobs()[EDGE]
-    assert job["metrics_path"] == "/stats/prometheus"
-    assert targets(job) == [f"{EDGE}:{EnvoySettings.model_fields['admin_port'].default}"]
+    assert job["metrics_path"] == edge.STATS_PATH
+    assert targets(job) == [f"{EDGE}:{edge.DEFAULT_STATS_PORT}"]
+    assert EnvoySettings.model_fields["admin_port"].default != edge.DEFAULT_STATS_PORT, "the admin stays private"
 
 
 def test_prometheus_loads_the_rules_and_alerts_alertmanager() -> None:
