@@ -199,8 +199,7 @@ def running_stack(project: ComposeProject, args: argparse.Namespace, report: Rep
         project.down()
 
 
-def compose_test(args: argparse.Namespace) -> Report:
-    report = Report()
+def compose_test(args: argparse.Namespace, report: Report) -> None:
     started = time.monotonic()
     report.installed_packages = ensure_packages(compose_found=compose_v1() is not None or args.compose == "v2")
     docker = docker_cli()
@@ -220,7 +219,6 @@ def compose_test(args: argparse.Namespace) -> Report:
         with running_stack(project, args, report):
             run_checks(project, report)
     report.total_seconds = time.monotonic() - started
-    return report
 
 
 def stop_on_sigterm() -> None:
@@ -237,13 +235,14 @@ def main(argv: list[str] | None = None) -> int:
     args.work_dir = args.work_dir.resolve()
     (args.work_dir / "logs").mkdir(parents=True, exist_ok=True)
     stop_on_sigterm()
+    report = Report()
     try:
-        report = compose_test(args)
+        compose_test(args, report)
     except (DeployError, KeyboardInterrupt) as error:
+        print("\n".join(report.lines()), file=sys.stderr)  # what was done before the failure
         log.error("FAILED: %s", error)
         return 1
-    for line in report.lines():
-        print(line)
+    print("\n".join(report.lines()))
     (args.work_dir / "report.json").write_text(json.dumps(asdict(report), indent=2, default=str) + "\n")
     return 0
 

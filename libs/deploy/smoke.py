@@ -110,7 +110,15 @@ def check_prometheus(prometheus: str, expected_jobs: set[str]) -> str:
         jobs = {target["labels"]["job"] for target in active if target.get("health") == "up"}
         return expected_jobs <= jobs and all(target.get("health") == "up" for target in active)
 
-    poll("Prometheus targets", lambda: http_json(f"{prometheus}/api/v1/targets"), targets_up, 90)
+    try:
+        poll("Prometheus targets", lambda: http_json(f"{prometheus}/api/v1/targets"), targets_up, 90)
+    except DeployError:
+        active = http_json(f"{prometheus}/api/v1/targets").get("data", {}).get("activeTargets", [])
+        down = [f"{t['labels']['job']} {t.get('scrapeUrl', '')}: {t.get('health')} {t.get('lastError', '')}".strip()
+                for t in active if t.get("health") != "up"]
+        missing = expected_jobs - {t["labels"]["job"] for t in active}
+        raise DeployError(f"Prometheus targets not up within 90 s: {'; '.join(down) or 'none down'}"
+                          f"{f'; no job {sorted(missing)}' if missing else ''}") from None
     rules = http_json(f"{prometheus}/api/v1/rules")["data"]["groups"]
     names = sorted(rule["name"] for group in rules for rule in group["rules"])
     if not names:

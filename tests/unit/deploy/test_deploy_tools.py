@@ -248,7 +248,7 @@ def test_prometheus_check_waits_for_every_job(edge: tuple[str, dict[str, object]
     monkeypatch.setattr(smoke.time, "sleep", lambda seconds: None)
     monotonic = iter(range(0, 10_000, 50))
     monkeypatch.setattr(smoke.time, "monotonic", lambda: next(monotonic))
-    with pytest.raises(DeployError, match="Prometheus targets"):
+    with pytest.raises(DeployError, match="Prometheus targets not up within 90 s: envoy : down"):
         smoke.check_prometheus(url, {"gateway", "envoy"})
 
 
