@@ -9,8 +9,8 @@ starting together) from converting the same model twice. A progress bar on the t
 A size cap (`max_bytes`, MODEL_CACHE_MAX_BYTES): when a new entry would pass it, the least
 recently used entries that no running process holds are removed first, each with a log line. A
 process holds every entry it uses, until it exits, by a shared lock on the entry's `.hold` file;
-eviction takes that lock exclusively without waiting, so a held entry is never removed. Use is
-recorded as the manifest's modification time.
+eviction takes that lock exclusively without waiting, so a held entry is never removed. Each use
+touches the hold file: its modification time orders the entries (the manifest stays as built).
 """
 from __future__ import annotations
 
@@ -106,7 +106,7 @@ class ModelCache:
             if path.name.startswith(".") or not path.is_dir() or not manifest.is_file():
                 continue
             with contextlib.suppress(FileNotFoundError):  # evicted meanwhile
-                found.append(Entry(path, _folder_size(path), manifest.stat().st_mtime))
+                found.append(Entry(path, _folder_size(path), self._last_used(path)))
         return sorted(found, key=lambda entry: (entry.last_used, entry.path.name))
 
     def make_room(self, incoming_bytes: int, keep: Path | None = None) -> None:
@@ -152,13 +152,18 @@ class ModelCache:
         if not (path / MANIFEST).is_file():
             return None
         hold(self._hold_path(path))
-        try:
-            os.utime(path / MANIFEST)  # last use, for the LRU order
-        except FileNotFoundError:
+        if not (path / MANIFEST).is_file():
             return None  # evicted between the check and the hold: build it again
-        except OSError:
-            pass  # a read-only cache: the order is only a hint
+        with contextlib.suppress(OSError):  # a read-only cache: the order is only a hint
+            os.utime(self._hold_path(path))  # last use, for the LRU order
         return path
+
+    def _last_used(self, entry: Path) -> float:
+        """When a process last used the entry (its hold file), else when it was built."""
+        try:
+            return self._hold_path(entry).stat().st_mtime
+        except FileNotFoundError:
+            return (entry / MANIFEST).stat().st_mtime
 
     def _hold_path(self, entry: Path) -> Path:
         return entry.with_name(entry.name + HOLD_SUFFIX)

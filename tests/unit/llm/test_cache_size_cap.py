@@ -43,9 +43,9 @@ def add(cache: ModelCache, name: str, size: int = 10 * KB) -> Path:
 
 
 def age(path: Path, seconds_ago: float) -> None:
-    """Pretend the entry was last used that long ago (the LRU order is the manifest's mtime)."""
+    """Pretend the entry was last used that long ago (the LRU order is its hold file's mtime)."""
     stamp = time.time() - seconds_ago
-    os.utime(path / MANIFEST, (stamp, stamp))
+    os.utime(path.with_name(path.name + ".hold"), (stamp, stamp))
 
 
 def names(cache: ModelCache) -> set[str]:
@@ -81,8 +81,10 @@ def test_a_use_refreshes_an_entrys_place_in_the_order(tmp_path):
     cache_module.release_all()
     age(old, 600)
     age(new, 300)
+    manifest_built = (old / MANIFEST).stat().st_mtime_ns
     again, built = cache.get_or_build("a", "a" * 8, weights(10 * KB))  # "a" used now
     assert (again, built) == (old, False)
+    assert (old / MANIFEST).stat().st_mtime_ns == manifest_built, "a use leaves the manifest as built"
     cache_module.release_all()
     add(cache, "c")
     assert names(cache) == {"a", "c"}
