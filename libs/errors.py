@@ -11,6 +11,9 @@ class MedaiError(Exception):
     """Base of every error the mesh reports on purpose. Unmapped subclasses answer INTERNAL."""
 
     default_message = "internal error"
+    # True when a MedServe service answered this error on purpose (its message is then client-safe);
+    # False for errors of the transport (a peer down, a deadline), whose texts may name addresses.
+    reported_by_peer = False
 
     def __init__(self, message: str | None = None) -> None:
         super().__init__(message or self.default_message)
@@ -43,8 +46,10 @@ class NotFound(MedaiError):
 
 
 class ModelNotFound(NotFound):
+    """The message never quotes the id: anything a client sends may be PHI."""
+
     def __init__(self, model_id: str) -> None:
-        super().__init__(f"model '{model_id}' is not served here")
+        super().__init__("model_id: no such model is served here (GET /models lists them)")
         self.model_id = model_id
 
 
@@ -52,6 +57,14 @@ class NotReady(MedaiError):
     """The service or a dependency cannot serve now (loading, down, draining)."""
 
     default_message = "service not ready"
+
+
+class StoreUnavailable(NotReady):
+    """A store (database, Redis) does not answer; the message names the store, never an address."""
+
+    def __init__(self, store: str) -> None:
+        super().__init__(f"{store} unavailable, retry later")
+        self.store = store
 
 
 class Overloaded(MedaiError):

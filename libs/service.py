@@ -61,7 +61,7 @@ async def _serve(settings: ServiceSettings, start: Callable[[ServiceSettings], A
 
     tasks = [asyncio.create_task(supervised(job)) for job in service.background]
     try:
-        await serve_until_signalled(service.server, service.health, settings.app.shutdown_grace_seconds,
+        await serve_until_signalled(service.server, service.health, settings.app.drain_seconds,
                                     service.on_stop, stop_event=stop)
     finally:
         for task in tasks:

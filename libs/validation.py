@@ -5,10 +5,13 @@ Messages name the field and the rule, never the value a client sent.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 
 from libs.errors import InvalidInput
 
+# A conversation session's name, server-issued or chosen by the client (scoped to its API key).
+SESSION_ID = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
 MAX_STOP_SEQUENCES = 4
 MAX_STOP_CHARS = 64
 TEMPERATURE_RANGE = (0.0, 2.0)
@@ -34,6 +37,12 @@ class GenerationParams:
     def deterministic(self) -> bool:
         """Greedy or seeded: the same input gives the same output (cacheable)."""
         return self.greedy or self.seed is not None
+
+
+def validate_session_id(session_id: str) -> None:
+    """A non-empty session id must be a name of 1 to 128 letters, digits, '.', '_' or '-'."""
+    if session_id and not SESSION_ID.match(session_id):
+        raise InvalidInput("must be 1 to 128 letters, digits, '.', '_' or '-'", field="session_id")
 
 
 def validate_generation_params(params: GenerationParams, max_new_tokens_limit: int | None = None) -> None:

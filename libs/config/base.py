@@ -32,8 +32,9 @@ class AppSettings(BaseSettings):
     redis_url: str = ""
     # Pepper for keyed hashes (API keys, audit digests). Empty: generated once into state_dir.
     secret_key: SecretStr | None = None
-    # Seconds a stopping service lets in-flight calls finish.
-    shutdown_grace_seconds: float = 10.0
+    # Seconds a stopping service (SIGTERM) lets in-flight calls and streams finish before it ends
+    # them with UNAVAILABLE; new calls are refused from the start of the drain.
+    drain_seconds: float = Field(default=30.0, ge=0)
 
     @property
     def is_development(self) -> bool:

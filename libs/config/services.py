@@ -31,6 +31,10 @@ DEFAULT_PORTS: dict[str, tuple[int, int]] = {
 }
 
 
+# The supervisor's event listener under `make run` (medai_service_restarts_total), scraped by the monitor.
+LAUNCHER_METRICS_PORT = 9107
+
+
 def local_address(service: str) -> str:
     """127.0.0.1:<default gRPC port> of a service."""
     return f"127.0.0.1:{DEFAULT_PORTS[service][0]}"
@@ -164,6 +168,13 @@ class ComplianceSettings(ServiceSettings):
     max_cache_size: int = Field(default=10_000, ge=1)
 
 
+class RoleRateLimits(BaseModel):
+    """A role's default per-key limits (units per minute); None: not limited."""
+
+    requests_per_minute: int | None = Field(default=None, ge=1)
+    tokens_per_minute: int | None = Field(default=None, ge=1)
+
+
 class GatewaySettings(ServiceSettings):
     model_config = env_config("GATEWAY_")
     service_name: ClassVar[str] = "gateway"
@@ -189,14 +200,22 @@ class GatewaySettings(ServiceSettings):
     model_type_deadline_seconds: dict[str, float] = Field(
         default_factory=lambda: {"text-generation": 120.0, "conversation": 120.0, "embedding": 30.0}
     )
-    # Per-API-key limits (GCRA in Redis when APP_REDIS_URL is set, else in-process); 0 turns one off.
-    rate_limit_requests_per_minute: float = Field(default=600.0, ge=0)
-    # Requests a key may send at once before the per-minute pace applies.
-    rate_limit_burst: int = Field(default=100, ge=1)
-    # Generated tokens per key and minute (a minute's worth may be used at once).
-    rate_limit_tokens_per_minute: float = Field(default=100_000.0, ge=0)
+    # Rate limits of keys that set none themselves (`medai keys create/update --rpm --tpm`), by role, e.g.
+    # {"researcher": {"requests_per_minute": 600, "tokens_per_minute": 100000}}. A key with neither its
+    # own limit nor its role's is not rate-limited. GCRA buckets in Redis when APP_REDIS_URL is set.
+    role_rate_limits: dict[str, RoleRateLimits] = Field(default_factory=dict)
     # While Redis fails, limits are kept in-process; Redis is tried again after this many seconds.
     rate_limit_redis_retry_seconds: float = Field(default=5.0, gt=0)
+    # While the key store (database) does not answer, keys it answered for within this many seconds
+    # keep their last known state (valid or refused); others get UNAVAILABLE.
+    key_cache_stale_seconds: float = Field(default=300.0, ge=0)
+    # Seconds a key lookup waits for a database connection; after a failure the store is asked again
+    # at most every key_store_retry_seconds (calls use the stale cache meanwhile).
+    key_store_timeout_seconds: float = Field(default=2.0, gt=0)
+    key_store_retry_seconds: float = Field(default=1.0, gt=0)
+    # Refused calls (401, 403, 429) audited at most this often per caller and in all; the rest are counted.
+    refusal_audit_per_source_per_minute: int = Field(default=60, ge=1)
+    refusal_audit_total_per_minute: int = Field(default=1200, ge=1)
 
 
 class MonitoredService(BaseModel):
@@ -221,6 +240,10 @@ class MonitorSettings(ServiceSettings):
     metrics_port: int = DEFAULT_PORTS["monitor"][1]
     # JSON map of service name -> {"address", "metrics_url"}; default: every local service.
     services: dict[str, MonitoredService] = Field(default_factory=_local_services)
+    # Metrics-only targets (name -> URL), scraped into /metrics but not health-watched; default: the
+    # supervisor of `make run`. Containers and pods have none (their restarts are the runtime's).
+    extra_metrics: dict[str, str] = Field(
+        default_factory=lambda: {"supervisor": f"http://127.0.0.1:{LAUNCHER_METRICS_PORT}/metrics"})
     scrape_timeout_seconds: float = Field(default=2.0, gt=0)
     system_interval_seconds: float = Field(default=5.0, gt=0)
     alert_cpu_percent: float = 90.0
@@ -274,6 +297,8 @@ class LauncherSettings(BaseSettings):
     procfile: Path = Path("Procfile")
     # Seconds to wait for every service to report SERVING before giving up.
     ready_timeout_seconds: float = Field(default=900.0, gt=0)
+    # Prometheus endpoint of the supervisor's event listener (service restarts); 0 turns it off.
+    metrics_port: int = Field(default=LAUNCHER_METRICS_PORT, ge=0, le=65535)
     app: AppSettings = Field(default_factory=AppSettings)
     envoy: EnvoySettings = Field(default_factory=EnvoySettings)
 

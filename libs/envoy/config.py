@@ -25,6 +25,11 @@ SAVED_GRPC_STATUS_HEADER = "x-medai-upstream-grpc-status"
 TRUSTED_HEADER_PREFIX = "x-medai-"
 CONNECT_TIMEOUT = "2s"
 DEFAULT_OTLP_PORT = 4317
+# Envoy's own readiness (200, or 503 once draining: POST admin /healthcheck/fail), for probes and
+# load balancers; the mesh's health stays GET /health.
+READY_PATH = "/ready"
+# Request headers larger than this answer 431 (the gateway accepts more, so none reaches it to fail).
+MAX_REQUEST_HEADERS_KB = 16
 
 _TYPE = "type.googleapis.com/envoy."
 Json = dict[str, Any]
@@ -137,6 +142,7 @@ def _connection_manager(settings: EnvoySettings, descriptor_path: Path) -> Json:
             "use_request_id_for_trace_sampling": False,
         }},
         "request_headers_timeout": "10s",
+        "max_request_headers_kb": MAX_REQUEST_HEADERS_KB,
         # Token streams may stay quiet between tokens for as long as the route allows.
         "stream_idle_timeout": timeout,
         # x_medai_role would slip past the x-medai- strip, and some servers read it as x-medai-role.
@@ -155,7 +161,8 @@ def _connection_manager(settings: EnvoySettings, descriptor_path: Path) -> Json:
 def _http_filters(settings: EnvoySettings, descriptor_path: Path) -> list[Json]:
     """Order matters: CORS answers preflights before the rate limit counts them; untrusted headers
     go before anything reads them; responses pass the filters in reverse order (see the saver)."""
-    filters = [_cors_filter()] if settings.cors_origins else []
+    filters = [_readiness_filter()]
+    filters += [_cors_filter()] if settings.cors_origins else []
     filters += [
         _rate_limit_filter(settings),
         _header_strip_filter(),
@@ -166,6 +173,18 @@ def _http_filters(settings: EnvoySettings, descriptor_path: Path) -> list[Json]:
          "typed_config": {"@type": f"{_TYPE}extensions.filters.http.router.v3.Router"}},
     ]
     return filters
+
+
+def _readiness_filter() -> Json:
+    """GET /ready answered by Envoy itself: 200 while it takes traffic, 503 once told to drain."""
+    return {
+        "name": "envoy.filters.http.health_check",
+        "typed_config": {
+            "@type": f"{_TYPE}extensions.filters.http.health_check.v3.HealthCheck",
+            "pass_through_mode": False,
+            "headers": [{"name": ":path", "string_match": {"exact": READY_PATH}}],
+        },
+    }
 
 
 def _cors_filter() -> Json:

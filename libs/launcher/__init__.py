@@ -1,1 +1,1 @@
-"""`make run`: the local mesh under honcho, with a dev API key and a readiness report."""
+"""`make run`: the local mesh under supervisord, with a dev API key, a readiness report and an ordered drain."""

@@ -1,26 +1,33 @@
-"""`python -m libs.launcher` (what `make run` starts): every process of the Procfile under honcho.
+"""`python -m libs.launcher` (what `make run` starts): every process of the Procfile under supervisord.
 
-Ctrl-C or SIGTERM stops every child (honcho signals each child's process group, then kills
-what is left after a few seconds); when one child exits, the others are stopped too.
+A process that dies is restarted (with back-off while it keeps failing to start) and the others keep
+serving. Ctrl-C or SIGTERM drains the mesh: Envoy's readiness fails first (load balancers stop
+sending), then supervisord stops the services gateway first and Envoy last, each after the one
+before has finished its in-flight calls (up to APP_DRAIN_SECONDS); nothing is left running.
 """
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import signal
+import subprocess
 import sys
 import threading
 import time
-
-from honcho.environ import parse_procfile
-from honcho.manager import Manager
+import urllib.error
+import urllib.request
+from pathlib import Path
 
 from libs.config import LauncherSettings
 from libs.launcher.devkey import ensure_dev_key
 from libs.launcher.readiness import wait_until_serving
+from libs.launcher.supervision import programs, read_procfile, render_config
 
 SERVICES = ("gateway", "compliance", "generation", "embedding", "conversation", "monitor")
+CONFIG_NAME = "supervisord.conf"
 
 
-def _banner(settings: LauncherSettings, started: float) -> str:
+def _banner(settings: LauncherSettings, started: float, config: Path) -> str:
     base = f"http://127.0.0.1:{settings.envoy.port}"
     key = settings.app.state_dir / "dev-api-key"
     return "\n".join([
@@ -32,41 +39,83 @@ def _banner(settings: LauncherSettings, started: float) -> str:
         f"  models              {base}/models",
         f"  Envoy admin         http://127.0.0.1:{settings.envoy.admin_port}",
         f"  dev API key (admin) {key}",
+        f"  processes           {Path(sys.executable).parent / 'supervisorctl'} -c {config} status",
         f'  try: curl -s -H "Authorization: Bearer $(cat {key})" {base}/models',
         "Press Ctrl-C to stop.",
         "",
     ])
 
 
-def _watch_readiness(settings: LauncherSettings, manager: Manager, started: float, stop: threading.Event) -> None:
-    url = f"http://127.0.0.1:{settings.envoy.port}/health"
-    if wait_until_serving(url, SERVICES, settings.ready_timeout_seconds, stop):
-        print(_banner(settings, started), flush=True)
-    elif not stop.is_set():
-        print(f"the mesh did not report SERVING within {settings.ready_timeout_seconds:.0f} s; stopping",
-              file=sys.stderr, flush=True)
-        manager.returncode = 1
-        manager.terminate()
+def write_config(settings: LauncherSettings) -> Path:
+    path = settings.app.state_dir / CONFIG_NAME
+    path.parent.mkdir(parents=True, exist_ok=True)
+    events = f"{sys.executable} -m libs.launcher.events"
+    supervised = programs(read_procfile(settings.procfile))
+    path.write_text(render_config(supervised, state_dir=settings.app.state_dir.resolve(),
+                                  drain_seconds=settings.app.drain_seconds, events_command=events))
+    return path
+
+
+def fail_envoy_readiness(admin_port: int) -> None:
+    """Envoy's /ready (and health checks) answer 503 from now on, and it closes idle client connections."""
+    request = urllib.request.Request(f"http://127.0.0.1:{admin_port}/healthcheck/fail", method="POST")
+    with contextlib.suppress(urllib.error.URLError, OSError):  # Envoy is not running: nothing to fail
+        urllib.request.urlopen(request, timeout=2).close()
+
+
+class Launcher:
+    """supervisord as a child in its own session (a terminal's Ctrl-C reaches only us), stopped in order."""
+
+    def __init__(self, settings: LauncherSettings) -> None:
+        self._settings = settings
+        self._stop = threading.Event()
+        self._failed = False
+        self._supervisor: subprocess.Popen | None = None
+
+    def request_stop(self, *_: object) -> None:
+        self._stop.set()
+
+    def run(self) -> int:
+        started = time.monotonic()
+        config = write_config(self._settings)
+        self._supervisor = subprocess.Popen([sys.executable, "-m", "supervisor.supervisord", "-c", str(config)],
+                                            start_new_session=True)
+        threading.Thread(target=self._watch_readiness, args=(started, config), daemon=True).start()
+        while not self._stop.wait(0.1):
+            if self._supervisor.poll() is not None:  # supervisord itself ended (it should not)
+                return self._supervisor.returncode or 1
+        self._drain()
+        return 1 if self._failed else self._supervisor.returncode or 0
+
+    def _drain(self) -> None:
+        print("stopping: draining the mesh (gateway first, Envoy last)", flush=True)
+        fail_envoy_readiness(self._settings.envoy.admin_port)
+        if self._supervisor.poll() is None:
+            self._supervisor.send_signal(signal.SIGTERM)
+        self._supervisor.wait()
+
+    def _watch_readiness(self, started: float, config: Path) -> None:
+        settings = self._settings
+        url = f"http://127.0.0.1:{settings.envoy.port}/health"
+        if wait_until_serving(url, SERVICES, settings.ready_timeout_seconds, self._stop):
+            print(_banner(settings, started, config), flush=True)
+        elif not self._stop.is_set():
+            print(f"the mesh did not report SERVING within {settings.ready_timeout_seconds:.0f} s; stopping",
+                  file=sys.stderr, flush=True)
+            self._failed = True
+            self._stop.set()
 
 
 def main() -> int:
     settings = LauncherSettings()
-    started = time.monotonic()
     settings.app.data_dir.mkdir(parents=True, exist_ok=True)
     key_path, created = asyncio.run(ensure_dev_key(settings.app))
     if created:
         print(f"created an admin API key for local use in {key_path} (mode 0600)", flush=True)
-    manager = Manager()
-    for name, process in parse_procfile(settings.procfile.read_text()).processes.items():
-        manager.add_process(name, process)
-    stop = threading.Event()
-    watcher = threading.Thread(target=_watch_readiness, args=(settings, manager, started, stop), daemon=True)
-    watcher.start()
-    try:
-        manager.loop()
-    finally:
-        stop.set()
-    return manager.returncode or 0
+    launcher = Launcher(settings)
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, launcher.request_stop)
+    return launcher.run()
 
 
 if __name__ == "__main__":

@@ -80,10 +80,10 @@ class DecodeSequence:
         self._generated += 1
         self._observe_token()
         if token in self.spec.eos_ids:
-            return self.finish("eos", self._stops.flush())
+            return self.finish("stop", self._stops.flush())
         text, stopped = self._stops.feed(self._detokenizer.push(token))
         if stopped:
-            return self.finish("stop", text)
+            return self.finish("stop_sequence", text)
         if self._generated >= self.spec.max_new_tokens:
             return self.finish("length", text + self._stops.flush())
         if text:

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
-FinishReason = Literal["length", "stop", "eos", "cancelled"]
+FinishReason = Literal["stop", "stop_sequence", "length", "cancelled"]
 # A prompt as text (tokenized with the tokenizer's special tokens) or as token ids (e.g. a rendered chat).
 Prompt = str | Sequence[int]
 

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from grpc_health.v1 import health, health_pb2
 
 from libs.metrics import SERVICE_SERVING
+from libs.rpc.drain import Drain
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
@@ -20,11 +21,13 @@ class _NotServingUntilReady(health.aio.HealthServicer):
 
 
 class HealthReporter:
-    """Implements `libs.lifecycle.Readiness` on top of the standard health servicer."""
+    """Implements `libs.lifecycle.Readiness` on top of the standard health servicer; also holds the
+    server's drain (its in-flight calls), the other half of a service's lifecycle."""
 
     def __init__(self, service_names: Sequence[str]) -> None:
         self._names = ["", *service_names]
         self.servicer = _NotServingUntilReady(self._names)
+        self.drain = Drain()
 
     async def set_serving(self, serving: bool) -> None:
         status = SERVING if serving else NOT_SERVING

@@ -1,19 +1,21 @@
-"""Server interceptors: status mapping (the one place errors become codes) and call context."""
+"""Server interceptors: status mapping (the one place errors become codes), call context, drain."""
 from __future__ import annotations
 
 import inspect
 import logging
 import time
 import traceback
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
 
 import grpc
 from opentelemetry import trace
 
-from libs.errors import MedaiError
+from libs.errors import InvalidInput, MedaiError
 from libs.metrics import RPC_DURATION, RPC_IN_FLIGHT, RPC_REQUESTS
-from libs.rpc.context import new_request_id, request_id_from_metadata, request_id_var
+from libs.rpc.context import current_request_id, new_request_id, request_id_from_metadata, request_id_var
+from libs.rpc.decoding import Undecodable, tolerant
+from libs.rpc.drain import Drain
 from libs.rpc.status import status_for, trailing_metadata_for
 
 log = logging.getLogger(__name__)
@@ -22,23 +24,37 @@ REQUEST_ID_ATTRIBUTE = "medai.request_id"
 
 UnaryBehavior = Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]]
 StreamBehavior = Callable[[Any, grpc.aio.ServicerContext], AsyncIterator[Any]]
+# Builds the last message of a public stream that fails after it began: (status code name, message,
+# request id) -> a response message carrying the error in-band (the HTTP status is already sent).
+StreamErrorChunk = Callable[[str, str, str], Any]
+# Not application calls: long-lived probes and discovery (never drained, never counted as calls).
+INFRASTRUCTURE_PREFIXES = ("/grpc.health.v1.", "/grpc.reflection.")
 
 
 def _rewrap(
     handler: grpc.RpcMethodHandler,
     wrap_unary: Callable[[UnaryBehavior], UnaryBehavior],
     wrap_stream: Callable[[StreamBehavior], StreamBehavior],
+    deserializer: Callable | None = None,
 ) -> grpc.RpcMethodHandler:
     """A copy of handler whose unary-request behaviours are wrapped (client streams are not used)."""
+    deserializer = deserializer or handler.request_deserializer
     if handler.unary_unary:
         return grpc.unary_unary_rpc_method_handler(
-            wrap_unary(handler.unary_unary), handler.request_deserializer, handler.response_serializer
+            wrap_unary(handler.unary_unary), deserializer, handler.response_serializer
         )
     if handler.unary_stream and inspect.isasyncgenfunction(handler.unary_stream):
         return grpc.unary_stream_rpc_method_handler(
-            wrap_stream(handler.unary_stream), handler.request_deserializer, handler.response_serializer
+            wrap_stream(handler.unary_stream), deserializer, handler.response_serializer
         )
     return handler
+
+
+def _decoded(request: Any) -> Any:
+    """The request, or InvalidInput naming the field that could not be decoded."""
+    if isinstance(request, Undecodable):
+        raise InvalidInput(request.reason, field=request.field)
+    return request
 
 
 async def _abort_with(context: grpc.aio.ServicerContext, error: Exception, method: str) -> None:
@@ -51,18 +67,27 @@ async def _abort_with(context: grpc.aio.ServicerContext, error: Exception, metho
 
 
 class ErrorInterceptor(grpc.aio.ServerInterceptor):
-    """Maps domain errors (and anything unexpected) raised by a handler to a gRPC status."""
+    """Maps domain errors (and anything unexpected) raised by a handler to a gRPC status.
+
+    A request that cannot be decoded answers INVALID_ARGUMENT naming the field. A stream listed in
+    `stream_error_chunks` that fails after its first message ends with an in-band error message
+    first, so a JSON/SSE client (whose HTTP status is already 200) can tell a cut stream from a
+    complete one; the status follows as usual for gRPC callers."""
+
+    def __init__(self, stream_error_chunks: Mapping[str, StreamErrorChunk] | None = None) -> None:
+        self._stream_error_chunks = dict(stream_error_chunks or {})
 
     async def intercept_service(self, continuation, handler_call_details):
         handler = await continuation(handler_call_details)
         if handler is None:
             return None
         method = handler_call_details.method
+        error_chunk = self._stream_error_chunks.get(method)
 
         def wrap_unary(behavior: UnaryBehavior) -> UnaryBehavior:
             async def guarded(request, context):
                 try:
-                    return await behavior(request, context)
+                    return await behavior(_decoded(request), context)
                 except (MedaiError, Exception) as error:
                     if isinstance(error, grpc.aio.AbortError):
                         raise
@@ -72,15 +97,64 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):
 
         def wrap_stream(behavior: StreamBehavior) -> StreamBehavior:
             async def guarded(request, context):
+                sent = 0
                 try:
-                    async for item in behavior(request, context):
+                    async for item in behavior(_decoded(request), context):
                         yield item
+                        sent += 1
                 except (MedaiError, Exception) as error:
                     if isinstance(error, grpc.aio.AbortError):
                         raise
+                    if sent and error_chunk is not None:
+                        code, message = status_for(error)
+                        log.warning("stream %s ended with %s after %d messages", method, code.name, sent)
+                        yield error_chunk(code.name, message, current_request_id())
                     await _abort_with(context, error, method)
 
             return guarded
+
+        return _rewrap(handler, wrap_unary, wrap_stream, tolerant(handler.request_deserializer))
+
+
+class DrainInterceptor(grpc.aio.ServerInterceptor):
+    """Registers application calls with the server's drain (refused once it drains, interrupted at its
+    deadline). Innermost: its NotReady passes through the ErrorInterceptor like any handler error."""
+
+    def __init__(self, drain: Drain) -> None:
+        self._drain = drain
+
+    async def intercept_service(self, continuation, handler_call_details):
+        handler = await continuation(handler_call_details)
+        if handler is None or handler_call_details.method.startswith(INFRASTRUCTURE_PREFIXES):
+            return handler
+        drain = self._drain
+
+        def wrap_unary(behavior: UnaryBehavior) -> UnaryBehavior:
+            async def drained(request, context):
+                call = drain.admit()
+                try:
+                    return await call.run(behavior(request, context))
+                finally:
+                    drain.leave(call)
+
+            return drained
+
+        def wrap_stream(behavior: StreamBehavior) -> StreamBehavior:
+            async def drained(request, context):
+                call = drain.admit()
+                items = behavior(request, context)
+                try:
+                    while True:
+                        try:
+                            item = await call.run(anext(items))
+                        except StopAsyncIteration:
+                            return
+                        yield item
+                finally:
+                    drain.leave(call)
+                    await items.aclose()
+
+            return drained
 
         return _rewrap(handler, wrap_unary, wrap_stream)
 

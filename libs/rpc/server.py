@@ -4,7 +4,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -15,9 +15,15 @@ from opentelemetry.instrumentation.grpc.filters import any_of, negate, service_p
 from libs.config import ServiceSettings
 from libs.rpc.channels import MAX_MESSAGE_BYTES
 from libs.rpc.health import HealthReporter
-from libs.rpc.interceptors import CallContextInterceptor, ErrorInterceptor
+from libs.rpc.interceptors import CallContextInterceptor, DrainInterceptor, ErrorInterceptor, StreamErrorChunk
 
 log = logging.getLogger(__name__)
+
+# Seconds interrupted calls get to send their last message and status before the server stops.
+INTERRUPT_GRACE_SECONDS = 2.0
+STOP_GRACE_SECONDS = 0.1
+# Headers (gRPC metadata) a call may carry; Envoy refuses larger ones (431) before they get here.
+MAX_METADATA_BYTES = 32 * 1024
 
 # Not traced: long-lived probes, not requests (and their handlers are not async generators,
 # which the tracing interceptor assumes for server streams).
@@ -29,14 +35,20 @@ def new_server(
     health: HealthReporter,
     service_names: Sequence[str],
     register: Callable[[grpc.aio.Server], None],
+    stream_error_chunks: Mapping[str, StreamErrorChunk] | None = None,
 ) -> tuple[grpc.aio.Server, int]:
     """A server with the mesh's interceptors, health and (in development) reflection, bound
-    to settings.host:settings.port (port 0 picks a free one); returns it and the bound port."""
+    to settings.host:settings.port (port 0 picks a free one); returns it and the bound port.
+
+    stream_error_chunks: public streams (by full method name) that end with an in-band error message
+    when they fail after they began (see `ErrorInterceptor`)."""
     server = grpc.aio.server(
-        interceptors=[aio_server_interceptor(filter_=_UNTRACED), CallContextInterceptor(), ErrorInterceptor()],
+        interceptors=[aio_server_interceptor(filter_=_UNTRACED), CallContextInterceptor(),
+                      ErrorInterceptor(stream_error_chunks), DrainInterceptor(health.drain)],
         options=[
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.max_metadata_size", MAX_METADATA_BYTES),
             ("grpc.so_reuseport", 0),
         ],
     )
@@ -52,20 +64,32 @@ def new_server(
 async def serve_until_signalled(
     server: grpc.aio.Server,
     health: HealthReporter,
-    grace_seconds: float,
+    drain_seconds: float,
     on_stop: Sequence[Callable[[], Awaitable[None]]] = (),
     stop_event: asyncio.Event | None = None,
 ) -> None:
-    """Run until SIGTERM/SIGINT (or stop_event): NOT_SERVING, drain in-flight calls, stop."""
+    """Run until SIGTERM/SIGINT (or stop_event), then drain: NOT_SERVING, refuse new calls, let the
+    running ones finish for up to `drain_seconds`, end the rest with UNAVAILABLE, stop."""
     stop = stop_event or asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     await server.start()
     await stop.wait()
-    log.info("stopping: draining calls for up to %.1fs", grace_seconds)
-    await health.shutdown()
-    await server.stop(grace_seconds)
+    await drain_and_stop(server, health, drain_seconds)
     for callback in on_stop:
         await callback()
     log.info("stopped")
+
+
+async def drain_and_stop(server: grpc.aio.Server, health: HealthReporter, drain_seconds: float) -> None:
+    """The drain sequence itself (see `serve_until_signalled`)."""
+    log.info("draining: %d calls in flight, waiting up to %.1f s", health.drain.in_flight, drain_seconds)
+    await health.shutdown()
+    left = await health.drain.drain(drain_seconds)
+    if left:
+        log.warning("drain deadline reached: ending %d calls with UNAVAILABLE", left)
+        health.drain.interrupt()
+        await health.drain.wait_idle(INTERRUPT_GRACE_SECONDS)
+    # What is left are health watches and reflection: nothing to wait for.
+    await server.stop(STOP_GRACE_SECONDS)

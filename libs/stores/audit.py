@@ -260,11 +260,12 @@ def _first_fault(sequence: int, expected: int, stored: Mapping[str, str], link: 
     return ""
 
 
-def new_event(action: str, outcome: str, **fields) -> AuditEvent:
-    """An event stamped now with a fresh id."""
+def new_event(action: str, outcome: str, *, recorded_at: datetime | None = None, **fields) -> AuditEvent:
+    """An event stamped now (or when it happened, if given) with a fresh id."""
     import uuid
 
-    return AuditEvent(event_id=uuid.uuid4().hex, recorded_at=datetime.now(UTC).isoformat(timespec="microseconds"),
+    moment = (recorded_at or datetime.now(UTC)).astimezone(UTC)
+    return AuditEvent(event_id=uuid.uuid4().hex, recorded_at=moment.isoformat(timespec="microseconds"),
                       action=action, outcome=outcome, **fields)
 
 

@@ -12,7 +12,26 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlparse
 
+import psycopg
+
+from libs.errors import StoreUnavailable
+
 Row = tuple[Any, ...]
+# What a database that is down, unreachable or restarting raises (psycopg_pool's PoolTimeout is an
+# OperationalError too): the store is unavailable, the request itself is fine.
+UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (psycopg.OperationalError, OSError, TimeoutError)
+# Seconds the pool keeps retrying a lost connection before it gives up that attempt; the next call
+# starts a new one. Short, so the pool's doubling backoff never grows past a few seconds.
+RECONNECT_TIMEOUT_SECONDS = 4.0
+
+
+@contextlib.asynccontextmanager
+async def unavailable_as(store: str) -> AsyncIterator[None]:
+    """Raise StoreUnavailable(store) for a database that does not answer (never its address or text)."""
+    try:
+        yield
+    except UNAVAILABLE_ERRORS:
+        raise StoreUnavailable(store) from None
 
 
 class Database(Protocol):
@@ -125,9 +144,12 @@ class PostgresDatabase:
     async def open(self) -> PostgresDatabase:
         from psycopg_pool import AsyncConnectionPool
 
+        # check: a connection is tested before it is handed out, so none broken by a database restart
+        # reaches a caller.
         self._pool = AsyncConnectionPool(
             self.url, min_size=self._min_size, max_size=self._max_size, open=False, timeout=self._timeout,
             kwargs={"autocommit": True, "connect_timeout": max(1, round(self._timeout))},
+            check=AsyncConnectionPool.check_connection, reconnect_timeout=RECONNECT_TIMEOUT_SECONDS,
         )
         try:
             await self._pool.open(wait=True, timeout=min(10.0, self._timeout))

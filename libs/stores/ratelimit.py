@@ -87,6 +87,10 @@ class InMemoryRateLimitStore:
         self._tats: OrderedDict[str, float] = OrderedDict()
 
     async def acquire(self, key: str, limit: Limit, cost: float = 1.0) -> Decision:
+        return self.acquire_now(key, limit, cost)
+
+    def acquire_now(self, key: str, limit: Limit, cost: float = 1.0) -> Decision:
+        """`acquire` without awaiting (the buckets are in this process)."""
         return self._step(key, limit, cost, force=False)
 
     async def charge(self, key: str, limit: Limit, cost: float) -> None:

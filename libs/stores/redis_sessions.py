@@ -1,23 +1,21 @@
 """Conversation sessions in Redis (`APP_REDIS_URL`): shared by every conversation worker, kept across restarts.
 
-A session is a hash (owner, system prompt) and a list of turns (JSON), both under one hash tag so
-a Redis Cluster keeps them on one shard. Appending runs as one Lua script: the owner check, the
+A session is a hash (owner, system prompt) and a list of turns (JSON), keyed by owner and name, both
+under one hash tag so a Redis Cluster keeps them on one shard. Appending runs as one Lua script: the owner check, the
 append, the trim to the newest `max_turns` and the TTL renewal happen atomically, so concurrent
 turns are never lost or interleaved with another owner's. When Redis cannot be reached, every
-call fails with NotReady (UNAVAILABLE to the client) rather than answering from partial state.
+call fails with StoreUnavailable (UNAVAILABLE to the client) rather than answering from partial state.
 """
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
-from libs.errors import NotReady
-from libs.stores.redis_client import open_redis
-from libs.stores.sessions import Session, SessionNotFound, Turn
+from libs.stores.redis_client import open_redis, redis_unavailable_as
+from libs.stores.sessions import STORE_NAME, Session, SessionNotFound, Turn
 
 _APPEND = """
 local owner = redis.call('HGET', KEYS[1], 'owner')
@@ -55,8 +53,9 @@ class RedisSessionStore:
         return cls(open_redis(url), ttl_seconds, max_turns, prefix, owns_client=True)
 
     async def get(self, session_id: str, owner: str) -> Session | None:
+        session_key, turns_key = self._keys(owner, session_id)
         async with _available(), self._client.pipeline(transaction=True) as pipe:
-            pipe.hgetall(self._key(session_id)).lrange(self._turns_key(session_id), 0, -1)
+            pipe.hgetall(session_key).lrange(turns_key, 0, -1)
             fields, turns = await pipe.execute()
         if fields.get(b"owner", b"").decode() != owner:
             return None
@@ -65,7 +64,7 @@ class RedisSessionStore:
     async def append(self, session_id: str, owner: str, turn: Turn, system_prompt: str | None) -> Session:
         async with _available():
             turns = await self._append(
-                keys=[self._key(session_id), self._turns_key(session_id)],
+                keys=self._keys(owner, session_id),
                 args=[owner, json.dumps(system_prompt), json.dumps([turn.user, turn.assistant]), self._max_turns,
                       self._ttl_ms],
             )
@@ -75,25 +74,31 @@ class RedisSessionStore:
 
     async def delete(self, session_id: str, owner: str) -> bool:
         async with _available():
-            return bool(await self._delete(keys=[self._key(session_id), self._turns_key(session_id)], args=[owner]))
+            return bool(await self._delete(keys=self._keys(owner, session_id), args=[owner]))
+
+    async def check(self) -> None:
+        async with _available():
+            await self._client.ping()
 
     async def close(self) -> None:
         if self._owns_client:
             await self._client.aclose()
 
-    def _key(self, session_id: str) -> str:
-        return f"{self._prefix}{{{session_id}}}"
+    def _key(self, owner: str, session_id: str) -> str:
+        """Named within its owner (a hash of it: owner ids are opaque to Redis users); one hash tag for both keys."""
+        return f"{self._prefix}{{{_owner_tag(owner)}:{session_id}}}"
 
-    def _turns_key(self, session_id: str) -> str:
-        return f"{self._prefix}{{{session_id}}}:turns"
+    def _keys(self, owner: str, session_id: str) -> list[str]:
+        key = self._key(owner, session_id)
+        return [key, f"{key}:turns"]
 
 
-@asynccontextmanager
-async def _available() -> AsyncIterator[None]:
-    try:
-        yield
-    except RedisError as error:
-        raise NotReady(f"session store unavailable ({type(error).__name__})") from error
+def _available() -> contextlib.AbstractAsyncContextManager[None]:
+    return redis_unavailable_as(STORE_NAME)
+
+
+def _owner_tag(owner: str) -> str:
+    return hashlib.sha256(owner.encode()).hexdigest()[:32]
 
 
 def _system(raw: bytes | None) -> str | None:

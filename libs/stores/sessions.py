@@ -1,8 +1,9 @@
 """Conversation sessions: an async store protocol, kept in this process (here) or in Redis (`redis_sessions`).
 
-A session belongs to its owner (the caller's principal): for anyone else it does not exist,
-so no answer reveals whether another owner's session id is in use. Sessions expire after a
-TTL renewed by each turn, and keep at most `max_turns` turns (the oldest are dropped).
+A session is named within its owner (the caller's principal): the same id used by another owner
+is that owner's own session, so no answer reveals whether another owner uses an id, and a client
+may name its sessions itself. Sessions expire after a TTL renewed by each turn, and keep at most
+`max_turns` turns (the oldest are dropped).
 """
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ from dataclasses import dataclass, replace
 from typing import Protocol
 
 from libs.errors import NotFound
+
+STORE_NAME = "session store"
 
 
 class SessionNotFound(NotFound):
@@ -42,15 +45,16 @@ def new_session_id() -> str:
 
 class SessionStore(Protocol):
     async def get(self, session_id: str, owner: str) -> Session | None:
-        """The session, or None when absent, expired or another owner's."""
+        """The owner's session of that name, or None when absent or expired."""
 
     async def append(self, session_id: str, owner: str, turn: Turn, system_prompt: str | None) -> Session:
-        """Add a turn (creating the session when new), keep the newest turns, renew the TTL.
-
-        SessionNotFound when the id belongs to another owner."""
+        """Add a turn (creating the owner's session of that name when new), keep the newest turns, renew the TTL."""
 
     async def delete(self, session_id: str, owner: str) -> bool:
         """True when the owner's session existed and is gone now."""
+
+    async def check(self) -> None:
+        """StoreUnavailable when the store cannot be used now (asked before a new session's first turn)."""
 
     async def close(self) -> None: ...
 
@@ -64,38 +68,36 @@ class InMemorySessionStore:
         self._max_turns = max_turns
         self._max_sessions = max_sessions
         self._clock = clock
-        self._sessions: OrderedDict[str, tuple[Session, float]] = OrderedDict()
+        self._sessions: OrderedDict[tuple[str, str], tuple[Session, float]] = OrderedDict()
 
     async def get(self, session_id: str, owner: str) -> Session | None:
-        session = self._live(session_id)
-        return session if session is not None and session.owner == owner else None
+        return self._live((owner, session_id))
 
     async def append(self, session_id: str, owner: str, turn: Turn, system_prompt: str | None) -> Session:
-        current = self._live(session_id) or Session(session_id, owner, system_prompt)
-        if current.owner != owner:
-            raise SessionNotFound()
+        key = (owner, session_id)
+        current = self._live(key) or Session(session_id, owner, system_prompt)
         session = replace(current, system_prompt=system_prompt, turns=(*current.turns, turn)[-self._max_turns:])
-        self._sessions[session_id] = (session, self._clock() + self._ttl)
-        self._sessions.move_to_end(session_id)
+        self._sessions[key] = (session, self._clock() + self._ttl)
+        self._sessions.move_to_end(key)
         while len(self._sessions) > self._max_sessions:
             self._sessions.popitem(last=False)
         return session
 
     async def delete(self, session_id: str, owner: str) -> bool:
-        if await self.get(session_id, owner) is None:
-            return False
-        del self._sessions[session_id]
-        return True
+        return self._live((owner, session_id)) is not None and self._sessions.pop((owner, session_id)) is not None
+
+    async def check(self) -> None:
+        """Always usable (it is this process)."""
 
     async def close(self) -> None:
         self._sessions.clear()
 
-    def _live(self, session_id: str) -> Session | None:
-        entry = self._sessions.get(session_id)
+    def _live(self, key: tuple[str, str]) -> Session | None:
+        entry = self._sessions.get(key)
         if entry is None:
             return None
         session, expires_at = entry
         if self._clock() >= expires_at:
-            del self._sessions[session_id]
+            del self._sessions[key]
             return None
         return session

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
-from datetime import datetime
+from datetime import UTC, datetime
 
 from google.protobuf import json_format, struct_pb2
 
@@ -10,6 +10,7 @@ from libs.rpc.timestamps import timestamp_to_pb
 from libs.stores.audit import AuditRecord, Verification
 from libs.validation import GenerationParams
 from medai.common.v1 import inference_pb2
+from medai.compliance.v1 import compliance_pb2
 from medai.conversation.v1 import conversation_pb2
 from medai.embedding.v1 import embedding_pb2
 from medai.generation.v1 import generation_pb2
@@ -27,6 +28,7 @@ from services.compliance.core.types import (
     PredictInput,
     PredictResult,
     Redaction,
+    RefusedCall,
     StreamChunk,
     Usage,
 )
@@ -43,6 +45,16 @@ def caller_from_pb(caller: inference_pb2.Caller, fallback_request_id: str) -> Ca
         key_name=caller.key_name, role=caller.role, permissions=tuple(caller.permissions),
         client_address=caller.client_address,
     )
+
+
+def refusals_from_pb(request: compliance_pb2.RecordRefusalsRequest) -> list[RefusedCall]:
+    return [
+        RefusedCall(request_id=r.request_id, action=r.action, status_code=r.status_code,
+                    client_address=r.client_address, principal_id=r.principal_id, claimed_key_id=r.claimed_key_id,
+                    role=r.role, model_id=r.model_id,
+                    refused_at=r.refused_at.ToDatetime(tzinfo=UTC) if r.HasField("refused_at") else None)
+        for r in request.refusals
+    ]
 
 
 def predict_input_from_pb(request: inference_pb2.PredictRequest) -> PredictInput:

@@ -49,7 +49,6 @@ class ComplianceServicer(compliance_pb2_grpc.ComplianceServicer):
                                                    request.request.session_id, context.time_remaining())
         return inference_pb2.DeleteSessionResponse(deleted=deleted)
 
-
     async def ListAuditRecords(self, request: compliance_pb2.ProxyListAuditRecordsRequest,
                                context: grpc.aio.ServicerContext) -> inference_pb2.ListAuditRecordsResponse:
         query = request.request
@@ -60,6 +59,11 @@ class ComplianceServicer(compliance_pb2_grpc.ComplianceServicer):
     async def VerifyAudit(self, request: compliance_pb2.ProxyVerifyAuditRequest,
                           context: grpc.aio.ServicerContext) -> inference_pb2.VerifyAuditResponse:
         return mapper.verification_to_pb(await self._proxy.verify_audit(_caller(request.caller)))
+
+    async def RecordRefusals(self, request: compliance_pb2.RecordRefusalsRequest,
+                             context: grpc.aio.ServicerContext) -> compliance_pb2.RecordRefusalsResponse:
+        recorded = await self._proxy.record_refusals(mapper.refusals_from_pb(request))
+        return compliance_pb2.RecordRefusalsResponse(recorded=recorded)
 
 
 class ModelCatalogServicer(models_pb2_grpc.ModelCatalogServicer):

@@ -1,8 +1,9 @@
 """gRPC clients of the model workers: the core's `WorkerClients` protocol over one channel per address.
 
-Worker errors come back as the same domain errors (INVALID_ARGUMENT -> InvalidInput, ...);
-any UNAVAILABLE (worker down, unreachable, loading) becomes NotReady with a fixed message,
-so transport details such as addresses never reach a client.
+Worker errors come back as the same domain errors (INVALID_ARGUMENT -> InvalidInput, ...), with the
+worker's own message when the worker reported them (e.g. "session store unavailable"); an UNAVAILABLE
+of the transport (worker down, unreachable) becomes NotReady with a fixed message, so transport
+details such as addresses never reach a client.
 """
 from __future__ import annotations
 
@@ -12,7 +13,6 @@ from collections.abc import AsyncIterator, Sequence
 import grpc
 
 from libs.catalog import ModelCard, ModelHealthReport
-from libs.errors import NotReady
 from libs.rpc.catalog import model_card_from_pb, model_health_from_pb
 from libs.rpc.channels import open_channel
 from libs.rpc.status import translated_rpc_errors
@@ -40,13 +40,8 @@ IDEMPOTENT_SERVICES = (
 WORKER_UNAVAILABLE = "model worker unavailable"
 
 
-@contextlib.asynccontextmanager
-async def _worker_errors() -> AsyncIterator[None]:
-    try:
-        async with translated_rpc_errors():
-            yield
-    except NotReady:
-        raise NotReady(WORKER_UNAVAILABLE) from None
+def _worker_errors() -> contextlib.AbstractAsyncContextManager[None]:
+    return translated_rpc_errors(WORKER_UNAVAILABLE)
 
 
 class GrpcWorkers:

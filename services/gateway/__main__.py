@@ -13,7 +13,7 @@ async def start(settings: GatewaySettings) -> RunningService:
     async def ready() -> None:
         await deps.health.set_serving(True)
 
-    return RunningService(server, port, deps.health, background=[ready], on_stop=[deps.close])
+    return RunningService(server, port, deps.health, background=[ready, deps.refusals.run], on_stop=[deps.close])
 
 
 if __name__ == "__main__":

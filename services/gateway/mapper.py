@@ -11,6 +11,7 @@ from libs.rpc.catalog import model_card_from_pb
 from libs.rpc.context import current_request_id
 from libs.validation import GenerationParams
 from medai.common.v1 import inference_pb2, models_pb2
+from medai.compliance.v1 import compliance_pb2
 from medai.monitor.v1 import monitor_pb2
 from services.gateway.core.model import (
     Caller,
@@ -18,6 +19,7 @@ from services.gateway.core.model import (
     CatalogEntry,
     MeshHealth,
     PredictCall,
+    Refusal,
     ServiceStatus,
 )
 
@@ -121,8 +123,24 @@ def _timestamp(seconds: float | None) -> timestamp_pb2.Timestamp | None:
     return stamp
 
 
+def stream_error_chunk(code: str, message: str, request_id: str) -> inference_pb2.PredictStreamChunk:
+    """The last event of a PredictStream cut short (see libs.rpc.interceptors.ErrorInterceptor)."""
+    error = inference_pb2.StreamError(code=code, message=message, request_id=request_id)
+    return inference_pb2.PredictStreamChunk(request_id=request_id, error=error)
+
+
+def refusal(value: Refusal) -> compliance_pb2.Refusal:
+    message = compliance_pb2.Refusal(
+        request_id=value.request_id, principal_id=value.principal_id, claimed_key_id=value.claimed_key_id,
+        role=value.role, client_address=value.client_address, action=value.action, model_id=value.model_id,
+        status_code=value.status_code,
+    )
+    message.refused_at.GetCurrentTime()
+    return message
+
+
 def mesh_health_to_pb(health: MeshHealth) -> monitor_pb2.MeshHealth:
-    message = monitor_pb2.MeshHealth(status=health.status)
+    message = monitor_pb2.MeshHealth(status=health.status, not_serving=health.not_serving)
     message.checked_at.GetCurrentTime()
     for name, service in health.services.items():
         message.services[name].status = service.status
@@ -136,7 +154,7 @@ def mesh_health_from_pb(message: monitor_pb2.MeshHealth) -> MeshHealth:
         name: ServiceStatus(s.status, s.since.ToDatetime(UTC).timestamp() if s.HasField("since") else None)
         for name, s in message.services.items()
     }
-    return MeshHealth(message.status, services)
+    return MeshHealth(message.status, services, list(message.not_serving))
 
 
 def metrics_body(text: str) -> httpbody_pb2.HttpBody:

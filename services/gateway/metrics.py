@@ -6,3 +6,10 @@ from prometheus_client import Counter
 RATE_LIMITED = Counter(
     "medai_gateway_rate_limited_total", "Calls refused by a per-key rate limit", ["limit"]
 )
+REFUSALS_AUDITED = Counter(
+    "medai_gateway_refusals_audited_total", "Refused calls (401, 403, 429) shipped to the audit log"
+)
+REFUSALS_UNAUDITED = Counter(
+    "medai_gateway_refusals_unaudited_total",
+    "Refused calls left out of the audit log (over its rate limit, or the backlog was full)", ["reason"],
+)

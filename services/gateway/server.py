@@ -14,15 +14,19 @@ from libs.stores.db import Database, open_database
 from libs.stores.keys import KeyStore
 from libs.stores.ratelimit import open_rate_limit_store
 from medai.gateway.v1 import gateway_pb2, gateway_pb2_grpc
+from services.gateway import mapper
 from services.gateway.clients import ComplianceClient, MonitorClient
-from services.gateway.core.auth import Authenticator
+from services.gateway.core.auth import Authenticator, KeyCachePolicy
 from services.gateway.core.catalog import ModelCatalog
 from services.gateway.core.gateway import Gateway, GatewayLimits
-from services.gateway.core.model import ServiceStatus
-from services.gateway.core.quota import Quotas, QuotaSettings
+from services.gateway.core.model import RateLimits, ServiceStatus
+from services.gateway.core.quota import Quotas
+from services.gateway.core.refusals import RefusalAudit, RefusalAuditPolicy
 from services.gateway.servicer import GatewayServicer
 
 SERVICE_NAMES = [gateway_pb2.DESCRIPTOR.services_by_name["Gateway"].full_name]
+# Public streams that end with an in-band error event when they fail after they began.
+STREAM_ERROR_CHUNKS = {f"/{SERVICE_NAMES[0]}/PredictStream": mapper.stream_error_chunk}
 
 
 @dataclass
@@ -33,6 +37,7 @@ class GatewayDeps:
     db: Database
     compliance: ComplianceClient
     monitor: MonitorClient
+    refusals: RefusalAudit
 
     async def close(self) -> None:
         await self.gateway.close()
@@ -43,7 +48,7 @@ class GatewayDeps:
 
 async def build_deps(settings: GatewaySettings) -> GatewayDeps:
     """The key store (migrated), clients of compliance and the monitor, and the gateway core."""
-    db = await open_database(settings.app.resolved_database_url())
+    db = await open_database(settings.app.resolved_database_url(), timeout=settings.key_store_timeout_seconds)
     keys = KeyStore(db, load_secret(settings.app))
     await keys.migrate()
     compliance = ComplianceClient(settings.compliance_address)
@@ -56,19 +61,23 @@ async def build_deps(settings: GatewaySettings) -> GatewayDeps:
         max_request_bytes=settings.max_request_bytes,
         model_type_deadlines=dict(settings.model_type_deadline_seconds),
     )
-    quotas = Quotas(
-        open_rate_limit_store(settings.app.redis_url, settings.rate_limit_redis_retry_seconds),
-        QuotaSettings(settings.rate_limit_requests_per_minute, settings.rate_limit_burst,
-                      settings.rate_limit_tokens_per_minute),
+    quotas = Quotas(open_rate_limit_store(settings.app.redis_url, settings.rate_limit_redis_retry_seconds))
+    role_limits = {role: RateLimits(limits.requests_per_minute, limits.tokens_per_minute)
+                   for role, limits in settings.role_rate_limits.items()}
+    authenticator = Authenticator(
+        keys, KeyCachePolicy(settings.key_cache_ttl_seconds, settings.key_cache_stale_seconds,
+                             settings.key_store_retry_seconds),
+        role_limits=lambda role: role_limits.get(role, RateLimits()),
     )
-    gateway = Gateway(Authenticator(keys, settings.key_cache_ttl_seconds),
-                      ModelCatalog(compliance, settings.catalog_ttl_seconds), compliance, monitor, limits,
-                      ServiceStatus("SERVING", time.time()), quotas)
-    return GatewayDeps(gateway, HealthReporter(SERVICE_NAMES), keys, db, compliance, monitor)
+    refusals = RefusalAudit(compliance, RefusalAuditPolicy(settings.refusal_audit_per_source_per_minute,
+                                                           settings.refusal_audit_total_per_minute))
+    gateway = Gateway(authenticator, ModelCatalog(compliance, settings.catalog_ttl_seconds), compliance, monitor,
+                      limits, ServiceStatus("SERVING", time.time()), quotas, refusals)
+    return GatewayDeps(gateway, HealthReporter(SERVICE_NAMES), keys, db, compliance, monitor, refusals)
 
 
 def create_server(settings: GatewaySettings, deps: GatewayDeps) -> tuple[grpc.aio.Server, int]:
     def register(server: grpc.aio.Server) -> None:
         gateway_pb2_grpc.add_GatewayServicer_to_server(GatewayServicer(deps.gateway), server)
 
-    return new_server(settings, deps.health, SERVICE_NAMES, register)
+    return new_server(settings, deps.health, SERVICE_NAMES, register, STREAM_ERROR_CHUNKS)

@@ -30,6 +30,7 @@ def mesh_health(health: MeshHealth) -> monitor_pb2.MeshHealth:
             for name, state in health.services.items()
         },
         checked_at=timestamp_to_pb(health.checked_at),
+        not_serving=health.not_serving,
     )
 
 

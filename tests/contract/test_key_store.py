@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from libs.security.api_keys import split_key
-from libs.stores.keys import KeyStore
+from libs.stores.keys import SCHEMA, KeyLimits, KeyStore
 from tests.support.databases import isolated_database
 
 PEPPER = b"contract-test-pepper"
@@ -73,3 +73,34 @@ async def test_list_shows_every_key_in_creation_order(store):
     listed = await store.list()
     assert [k.key_id for k in listed] == [first.key_id, second.key_id]
     assert listed[0].revoked_at is not None and listed[1].revoked_at is None
+
+
+async def test_limits_round_trip_and_update(store):
+    key, plaintext = await store.create(name="etl", role="service", limits=KeyLimits(120, 5000))
+    found = await store.authenticate(plaintext)
+    assert found.limits == KeyLimits(120, 5000)
+    assert await store.update_limits(key.key_id, {"rpm": 30})
+    assert (await store.authenticate(plaintext)).limits == KeyLimits(30, 5000)  # tpm left as it was
+    assert await store.update_limits(key.key_id, {"tpm": None})
+    assert (await store.authenticate(plaintext)).limits == KeyLimits(30, None)
+    assert not await store.update_limits("000000000000", {"rpm": 1})
+    with pytest.raises(ValueError, match="rpm"):
+        await store.update_limits(key.key_id, {"rpm": 0})
+    with pytest.raises(ValueError, match="unknown limit"):
+        await store.update_limits(key.key_id, {"rps": 1})
+    _, unlimited = await store.create(name="dev", role="admin")
+    assert (await store.authenticate(unlimited)).limits == KeyLimits()
+
+
+@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+async def test_migrate_adds_the_limit_columns_to_a_first_release_table(backend, tmp_path):
+    async with isolated_database(backend, tmp_path) as db:
+        await db.execute(SCHEMA)  # the table as the first release created it, with a key in it
+        await db.execute("INSERT INTO api_keys (key_id, name, role, models, secret_hash, created_at) "
+                         "VALUES (%s, %s, %s, %s, %s, %s)", ("0123456789ab", "old", "admin", "[]", "x", "2026-01-01"))
+        keys = KeyStore(db, PEPPER)
+        await keys.migrate()
+        await keys.migrate()
+        (old,) = await keys.list()
+        assert (old.key_id, old.limits) == ("0123456789ab", KeyLimits())
+        assert await keys.update_limits("0123456789ab", {"rpm": 5})

@@ -10,7 +10,7 @@ import pytest
 
 from libs.errors import NotReady
 from libs.stores.redis_sessions import RedisSessionStore
-from libs.stores.sessions import InMemorySessionStore, SessionNotFound, SessionStore, Turn, new_session_id
+from libs.stores.sessions import InMemorySessionStore, SessionStore, Turn, new_session_id
 from tests.support.ports import free_ports
 from tests.support.redis_server import isolated_redis
 
@@ -52,13 +52,15 @@ async def test_turns_accumulate_and_only_the_owner_sees_them(kind):
         assert await store.get(session_id, "mallory") is None
 
 
-async def test_another_owner_can_neither_continue_nor_delete_a_session(kind):
+async def test_the_same_name_is_another_owners_own_session(kind):
     async with session_store(kind) as store:
-        session_id = new_session_id()
+        session_id = "visit-2026.11.30_a"  # a name a client chose
         await store.append(session_id, "alice", turn(1), None)
-        with pytest.raises(SessionNotFound):
-            await store.append(session_id, "mallory", turn(2), None)
         assert not await store.delete(session_id, "mallory")
+        theirs = await store.append(session_id, "mallory", turn(2), None)
+        assert (theirs.owner, theirs.turns) == ("mallory", (turn(2),))  # never alice's history
+        assert (await store.get(session_id, "alice")).turns == (turn(1),)
+        assert await store.delete(session_id, "mallory")
         assert (await store.get(session_id, "alice")).turns == (turn(1),)
 
 

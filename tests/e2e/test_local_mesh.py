@@ -99,7 +99,7 @@ def test_predict_stream_sends_events_as_tokens_come(mesh):
                 arrivals.append((time.monotonic(), json.loads(line[len("data:"):])))
     events = [event for _, event in arrivals]
     assert len(events) >= 3
-    assert events[-1]["finish_reason"] in ("length", "eos", "stop")
+    assert events[-1]["finish_reason"] in ("length", "stop", "stop_sequence")
     assert events[-1]["usage"]["generated_tokens"] > 0
     assert "".join(event.get("text", "") for event in events).strip()
     # Streaming, not buffering: the first token arrived well before the last one.

@@ -150,3 +150,31 @@ async def test_fail_closed_refuses_requests_when_no_record_can_be_written(spy, p
     assert raised.value.details() == "audit log unavailable"
     assert spy.state.requests("Generate") == []  # the worker never saw the request
     assert isinstance(Path(blocked), Path)
+
+
+async def test_calls_the_gateway_refused_are_chained_without_client_text(spy, presidio_deidentifier, tmp_path):
+    app = AppSettings(environment="test", data_dir=tmp_path, state_dir=tmp_path)
+    refusals = [
+        compliance_pb2.Refusal(request_id="r-1", action="predict", status_code="UNAUTHENTICATED",
+                               claimed_key_id="0123456789ab", client_address="10.0.0.9", model_id=GEN_MODEL),
+        compliance_pb2.Refusal(request_id="r-2", action="predict", status_code="UNAUTHENTICATED",
+                               claimed_key_id="John Smith", client_address="John Smith, 617-555-0123"),
+        compliance_pb2.Refusal(request_id="r-3", action="deidentify", status_code="PERMISSION_DENIED",
+                               principal_id="a1b2c3d4e5f6", role="auditor", client_address="10.0.0.7"),
+    ]
+    async with running_compliance([spy.address], presidio_deidentifier, app=app) as compliance:
+        answer = await compliance.stub.RecordRefusals(compliance_pb2.RecordRefusalsRequest(refusals=refusals))
+        listed = await compliance.stub.ListAuditRecords(compliance_pb2.ProxyListAuditRecordsRequest(
+            caller=AUDITOR, request=inference_pb2.ListAuditRecordsRequest(limit=10)))
+        verified = await compliance.stub.VerifyAudit(compliance_pb2.ProxyVerifyAuditRequest(caller=AUDITOR))
+    assert answer.recorded == 3
+    rows = [(r.request_id, r.action, r.outcome, r.status_code, r.principal_id, r.role, r.client_address, r.model_id)
+            for r in listed.records]
+    assert rows[:3] == [
+        ("r-1", "predict", "denied", "UNAUTHENTICATED", "unverified:0123456789ab", "", "10.0.0.9", GEN_MODEL),
+        ("r-2", "predict", "denied", "UNAUTHENTICATED", "anonymous", "", "", ""),
+        ("r-3", "deidentify", "denied", "PERMISSION_DENIED", "a1b2c3d4e5f6", "auditor", "10.0.0.7", ""),
+    ]
+    assert verified.intact
+    stored = (tmp_path / "medai.db").read_bytes()
+    assert b"John Smith" not in stored and b"617-555-0123" not in stored

@@ -103,7 +103,7 @@ async def test_predict_forwards_only_redacted_text_and_answers_in_the_public_for
     # Generated text is de-identified too (the same request's placeholders continue).
     assert response.outputs.string_value == "Advise Dr. [PERSON_2] to call [PHONE_NUMBER_2]."
     metadata = response.metadata
-    assert (metadata.model_type, metadata.model_version, metadata.finish_reason) == ("text-generation", "spy-1", "eos")
+    assert (metadata.model_type, metadata.model_version, metadata.finish_reason) == ("text-generation", "spy-1", "stop")
     assert metadata.tokens_generated == 7 and metadata.prompt_tokens == len(sent.prompt.split())
     assert metadata.phi_entities_redacted == 6
     assert response.processing_time > 0 and response.timestamp.seconds > 0
@@ -136,7 +136,7 @@ async def test_predict_stream_sends_redacted_text_and_public_chunks(compliance, 
     assert "".join(chunk.text for chunk in chunks) == "Take one tablet."
     assert all(not chunk.HasField("finish_reason") for chunk in chunks[:-1])
     last = chunks[-1]
-    assert last.finish_reason == "eos" and last.usage.generated_tokens == 3
+    assert last.finish_reason == "stop" and last.usage.generated_tokens == 3
     assert last.usage.total_tokens == last.usage.prompt_tokens + 3
     assert {(c.request_id, c.model_id, c.model_version) for c in chunks} == {("req-42", GEN_MODEL, "spy-1")}
 

@@ -32,6 +32,7 @@ ALLOWED_ORIGIN = "https://ehr.example.org"
 PHI_NAME, PHI_SSN = "Johnathan Q. Smithers", "078-05-1120"
 PHI_TEXT = f"Patient {PHI_NAME}, SSN {PHI_SSN}"
 STREAM_EVENTS = 3
+CUT_MODEL = "m-cut"
 ACK_TIMEOUT_SECONDS = 5.0
 WAIT_SECONDS = 5.0
 # model_id -> the status the gateway answers with, and the HTTP status a JSON caller must see.
@@ -92,6 +93,12 @@ class RecordingGateway(gateway_pb2_grpc.GatewayServicer):
 
     def PredictStream(self, request, context):
         self._record("PredictStream", request, context)
+        if request.model_id == CUT_MODEL:  # as the gateway ends a stream its worker died under
+            yield inference_pb2.PredictStreamChunk(model_id=request.model_id, index=0, text="tok0")
+            error = inference_pb2.StreamError(code="UNAVAILABLE", message="model worker unavailable",
+                                              request_id="req-cut")
+            yield inference_pb2.PredictStreamChunk(request_id="req-cut", error=error)
+            context.abort(grpc.StatusCode.UNAVAILABLE, "model worker unavailable")
         for index in range(STREAM_EVENTS):
             last = index == STREAM_EVENTS - 1
             yield inference_pb2.PredictStreamChunk(
@@ -245,7 +252,7 @@ def test_health_and_metrics(mesh: Mesh) -> None:
     metrics = mesh.http.get("/metrics")
 
     assert health.status_code == 200
-    assert health.json() == {"status": "SERVING", "services": {"gateway": {"status": "SERVING"}}}
+    assert health.json() == {"status": "SERVING", "services": {"gateway": {"status": "SERVING"}}, "not_serving": []}
     assert metrics.status_code == 200
     assert metrics.headers["content-type"].startswith("text/plain")
     assert metrics.text == "medai_up 1\n"
@@ -383,3 +390,38 @@ def test_access_log_is_json_without_bodies_or_queries(mesh: Mesh) -> None:
     assert (failed["status"], failed["grpc_status"]) == (404, grpc.StatusCode.NOT_FOUND.value[0])
     assert (refused["path"], refused["status"]) == ("/v1/audit/records", 400)
 
+
+
+def test_a_stream_cut_short_delivers_its_error_event_and_closes_cleanly(mesh: Mesh) -> None:
+    events = []
+    with mesh.http.stream("POST", f"/models/{CUT_MODEL}/predict:stream", json={"inputs": "hello"}) as answer:
+        assert answer.status_code == 200  # sent before the failure
+        for line in answer.iter_lines():  # ends without a transport error
+            if line.startswith("data:"):
+                events.append(json.loads(line.removeprefix("data:")))
+    assert events[0]["text"] == "tok0"
+    assert events[-1]["error"] == {"code": "UNAVAILABLE", "message": "model worker unavailable",
+                                   "request_id": "req-cut"}
+    assert "finish_reason" not in events[-1]
+
+
+def test_oversized_headers_answer_431_without_echo(mesh: Mesh) -> None:
+    before = len(mesh.gateway.calls)
+    answer = mesh.http.get("/models", headers={"authorization": "Bearer " + PHI_NAME * 800,
+                                               "cookie": "x=" + PHI_SSN * 100})
+    assert answer.status_code == 431
+    assert answer.json() == {"code": 3, "message": "request headers too large"}
+    _assert_no_phi(answer.text)
+    assert len(mesh.gateway.calls) == before
+
+
+def test_readiness_fails_once_envoy_is_told_to_drain(mesh: Mesh) -> None:
+    admin = f"http://127.0.0.1:{mesh.edge.settings.admin_port}"
+    assert mesh.http.get("/ready").status_code == 200
+    httpx.post(f"{admin}/healthcheck/fail")
+    try:
+        assert mesh.http.get("/ready").status_code == 503
+        assert mesh.http.get("/health").status_code == 200  # in-flight and new calls still reach the mesh
+    finally:
+        httpx.post(f"{admin}/healthcheck/ok")
+    assert mesh.http.get("/ready").status_code == 200

@@ -16,6 +16,7 @@ import httpx
 import pytest
 
 from libs.config import AppSettings, EnvoySettings, GatewaySettings, TelemetrySettings
+from libs.stores.keys import KeyLimits
 from medai.common.v1 import inference_pb2, models_pb2
 from medai.gateway.v1 import gateway_pb2_grpc
 from tests.fixtures.compliance import running_compliance
@@ -38,8 +39,9 @@ class Stack:
     spy: SpyWorker
     keys: object
 
-    async def new_key(self, role: str = "admin") -> str:
-        return (await self.keys.create(name="edge test", role=role))[1]
+    async def new_key(self, role: str = "admin", rpm: int | None = None) -> str:
+        limits = KeyLimits(requests_per_minute=rpm)
+        return (await self.keys.create(name="edge test", role=role, limits=limits))[1]
 
 
 @contextlib.asynccontextmanager
@@ -50,7 +52,7 @@ async def edge_stack(tmp_path, deidentifier) -> AsyncIterator[Stack]:
         settings = GatewaySettings(
             host="127.0.0.1", port=0, metrics_port=0, compliance_address=compliance.address,
             monitor_address="127.0.0.1:1", catalog_ttl_seconds=0,
-            rate_limit_requests_per_minute=1, rate_limit_burst=BURST, max_request_bytes=GATEWAY_MAX_BYTES,
+            max_request_bytes=GATEWAY_MAX_BYTES,
             model_type_deadline_seconds={"text-generation": GENERATION_DEADLINE},
             app=AppSettings(environment="test", state_dir=tmp_path / "state", data_dir=tmp_path / "data"),
         )
@@ -102,7 +104,7 @@ async def test_cached_answers_through_the_edge(tmp_path, presidio_deidentifier):
 
 async def test_rate_limit_answers_429_with_a_retry_hint(tmp_path, presidio_deidentifier):
     async with edge_stack(tmp_path, presidio_deidentifier) as stack, httpx.AsyncClient(timeout=30) as http:
-        key, other = await stack.new_key(), await stack.new_key()
+        key, other = await stack.new_key(rpm=BURST), await stack.new_key(rpm=BURST)
         answers = [await http.get(f"{stack.base_url}/models", headers={"authorization": f"Bearer {key}"})
                    for _ in range(BURST + 1)]
         assert [answer.status_code for answer in answers] == [200] * BURST + [429]

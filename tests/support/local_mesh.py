@@ -23,15 +23,16 @@ SERVICES = ("gateway", "compliance", "generation", "embedding", "conversation", 
 class MeshPorts:
     envoy: int
     admin: int
+    supervisor_metrics: int
     grpc: dict[str, int]
     metrics: dict[str, int]
 
     @classmethod
     def allocate(cls) -> MeshPorts:
-        ports = free_ports(2 + 2 * len(SERVICES))
-        grpc = dict(zip(SERVICES, ports[2:2 + len(SERVICES)], strict=True))
-        metrics = dict(zip(SERVICES, ports[2 + len(SERVICES):], strict=True))
-        return cls(ports[0], ports[1], grpc, metrics)
+        ports = free_ports(3 + 2 * len(SERVICES))
+        grpc = dict(zip(SERVICES, ports[3:3 + len(SERVICES)], strict=True))
+        metrics = dict(zip(SERVICES, ports[3 + len(SERVICES):], strict=True))
+        return cls(ports[0], ports[1], ports[2], grpc, metrics)
 
     def address(self, service: str) -> str:
         return f"127.0.0.1:{self.grpc[service]}"
@@ -56,6 +57,8 @@ def mesh_environment(ports: MeshPorts, state_dir: Path, data_dir: Path, marker: 
         "GATEWAY_COMPLIANCE_ADDRESS": ports.address("compliance"),
         "GATEWAY_MONITOR_ADDRESS": ports.address("monitor"),
         "COMPLIANCE_WORKERS": json.dumps([ports.address(s) for s in ("generation", "embedding", "conversation")]),
+        "LAUNCHER_METRICS_PORT": str(ports.supervisor_metrics),
+        "MONITOR_EXTRA_METRICS": json.dumps({"supervisor": f"http://127.0.0.1:{ports.supervisor_metrics}/metrics"}),
         "MONITOR_SERVICES": json.dumps({
             s: {"address": ports.address(s), "metrics_url": f"http://127.0.0.1:{ports.metrics[s]}/metrics"}
             for s in SERVICES

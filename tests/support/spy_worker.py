@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 
 import grpc
 
+from libs.errors import MedaiError
+from libs.rpc.status import trailing_metadata_for
 from medai.common.v1 import inference_pb2, models_pb2, models_pb2_grpc
 from medai.conversation.v1 import conversation_pb2, conversation_pb2_grpc
 from medai.embedding.v1 import embedding_pb2, embedding_pb2_grpc
@@ -51,8 +53,8 @@ class SpyState:
 
     async def record(self, method: str, request: object, context: grpc.aio.ServicerContext) -> None:
         self.calls.append(Recorded(method, request, context.time_remaining()))
-        if self.fail_with:
-            await context.abort(*self.fail_with)
+        if self.fail_with:  # as a MedServe worker reports an error (its ErrorInterceptor marks it)
+            await context.abort(*self.fail_with, trailing_metadata_for(MedaiError()))
 
     def usage(self, prompt: str) -> inference_pb2.Usage:
         prompt_tokens, generated = len(prompt.split()), len(self.reply.split())
@@ -63,7 +65,7 @@ class SpyState:
         words = self.reply.split(" ")
         deltas = [word if index == 0 else f" {word}" for index, word in enumerate(words)]
         chunks = [generation_pb2.GenerateChunk(index=index, text=delta) for index, delta in enumerate(deltas)]
-        chunks.append(generation_pb2.GenerateChunk(index=len(deltas), text="", finish_reason="eos",
+        chunks.append(generation_pb2.GenerateChunk(index=len(deltas), text="", finish_reason="stop",
                                                    usage=self.usage(prompt)))
         return chunks
 
@@ -95,7 +97,7 @@ class SpyGeneration(generation_pb2_grpc.GenerationServicer):
 
     async def Generate(self, request, context):
         await self.state.record("Generate", request, context)
-        return generation_pb2.GenerateResponse(text=self.state.reply, finish_reason="eos",
+        return generation_pb2.GenerateResponse(text=self.state.reply, finish_reason="stop",
                                                usage=self.state.usage(request.prompt), model_version=MODEL_VERSION)
 
     async def GenerateStream(self, request, context):
@@ -119,7 +121,7 @@ class SpyConversation(conversation_pb2_grpc.ConversationServicer):
 
     async def Chat(self, request, context):
         await self.state.record("Chat", request, context)
-        reply = generation_pb2.GenerateResponse(text=self.state.reply, finish_reason="eos",
+        reply = generation_pb2.GenerateResponse(text=self.state.reply, finish_reason="stop",
                                                 usage=self.state.usage(request.message), model_version=MODEL_VERSION)
         return conversation_pb2.ChatResponse(session_id=self._session(request), reply=reply, turns=1)
 

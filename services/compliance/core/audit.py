@@ -17,8 +17,9 @@ import hmac
 import json
 import logging
 import os
+import re
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,17 +27,22 @@ from pathlib import Path
 from opentelemetry import trace
 from prometheus_client import Counter, Gauge
 
-from libs.errors import NotReady, PermissionDenied
+from libs.errors import NotReady, PermissionDenied, StoreUnavailable
 from libs.security.signing import Signer, Verifier
 from libs.stores.audit import AuditEvent, AuditRecord, AuditStore, Checkpoint, Verification, new_event
-from services.compliance.core.types import Caller
+from libs.stores.db import UNAVAILABLE_ERRORS
+from services.compliance.core.types import Caller, RefusedCall
 
 log = logging.getLogger(__name__)
+_SAFE_TOKEN = re.compile(r"^[A-Za-z0-9._:/@\[\]-]{1,128}$")
+_KEY_ID = re.compile(r"^[0-9a-f]{12}$")
+REFUSED_OUTCOME = "denied"
 
 AUDIT_RECORDS = Counter("medai_audit_records_total", "Audit records written, by where they went", ["destination"])
 AUDIT_LOST = Counter("medai_audit_records_lost_total", "Audit records written neither to the database nor the spool")
 AUDIT_SPOOLED = Gauge("medai_audit_spool_records", "Audit records waiting in the local spool")
 UNAVAILABLE_MESSAGE = "audit log unavailable"
+STORE_NAME = "audit log"
 
 
 class Spool:
@@ -129,6 +135,23 @@ class AuditLog:
                     return
             self._to_spool(event)
 
+    async def write_all(self, events: list[AuditEvent]) -> None:
+        """`write` for several events at once (one transaction, in order)."""
+        if not events:
+            return
+        async with self._lock:
+            if not self._spooled and await self._connected():
+                try:
+                    await self._store.append_all(events)
+                except Exception as error:
+                    self._database_down(error)
+                else:
+                    AUDIT_RECORDS.labels("database").inc(len(events))
+                    await self._maybe_checkpoint(None)
+                    return
+            for event in events:
+                self._to_spool(event)
+
     async def replay(self) -> int:
         """Append spooled events to the chain in order; how many were replayed (0 if the database is away)."""
         async with self._lock:
@@ -161,12 +184,24 @@ class AuditLog:
 
     async def list(self, caller: Caller, *, after_sequence: int, limit: int, request_id: str) -> list[AuditRecord]:
         _require(caller, "audit:read")
-        return await (await self._reader()).list(after_sequence=after_sequence, limit=limit, request_id=request_id)
+        async with self._reading() as store:
+            return await store.list(after_sequence=after_sequence, limit=limit, request_id=request_id)
 
     async def verify(self, caller: Caller) -> Verification:
         _require(caller, "audit:verify")
-        store = await self._reader()
-        return await store.verify(self._signature_valid if self._verifier is not None else None)
+        async with self._reading() as store:
+            return await store.verify(self._signature_valid if self._verifier is not None else None)
+
+    @contextlib.asynccontextmanager
+    async def _reading(self) -> AsyncIterator[AuditStore]:
+        """The store for a read; StoreUnavailable (UNAVAILABLE, never INTERNAL) while the database is away."""
+        if not await self._connected():
+            raise StoreUnavailable(STORE_NAME)
+        try:
+            yield self._store
+        except UNAVAILABLE_ERRORS as error:
+            self._database_down(error)
+            raise StoreUnavailable(STORE_NAME) from None
 
     async def checkpoint(self) -> Checkpoint | None:
         """Sign the current chain head now (also done every `checkpoint_every` records)."""
@@ -194,11 +229,6 @@ class AuditLog:
                 await self.checkpoint()
             except Exception as error:
                 log.warning("audit checkpoint failed", extra={"error": type(error).__name__})
-
-    async def _reader(self) -> AuditStore:
-        if not await self._connected():
-            raise NotReady(UNAVAILABLE_MESSAGE)
-        return self._store
 
     async def _connected(self) -> bool:
         if self._store is not None:
@@ -264,13 +294,40 @@ def current_trace_id() -> str:
     return f"{context.trace_id:032x}" if context.is_valid else ""
 
 
+def safe_token(value: str) -> str:
+    """A client-sent identifier fit for an audit row (never free text), else ""."""
+    return value if _SAFE_TOKEN.match(value or "") else ""
+
+
 def event_for(caller: Caller, action: str, outcome: str, *, model_id: str = "", model_version: str = "",
               status_code: str = "", purpose: str = "", counts: Mapping[str, int] | None = None,
               input_digest: str = "", output_digest: str = "", latency_seconds: float = 0.0) -> AuditEvent:
     """An event about the caller's request (who, from where, what, how it ended)."""
     return new_event(
         action, outcome, request_id=caller.request_id, trace_id=current_trace_id(),
-        principal_id=caller.principal_id, role=caller.role, client_address=caller.client_address,
+        principal_id=caller.principal_id, role=caller.role, client_address=safe_token(caller.client_address),
         model_id=model_id[:256], model_version=model_version, status_code=status_code, purpose=purpose[:256],
         phi_entity_counts=dict(counts or {}), input_digest=input_digest, output_digest=output_digest,
         latency_seconds=latency_seconds)
+
+
+def refusal_events(refusals: Iterable[RefusedCall]) -> list[AuditEvent]:
+    """Audit events of calls the gateway refused: who (the key, or "unverified:<id>" of a key that did not
+    authenticate, or "anonymous"), from where, what was asked, which refusal; identifiers only."""
+    return [
+        new_event(
+            safe_token(refused.action) or "unknown", REFUSED_OUTCOME, recorded_at=refused.refused_at,
+            request_id=safe_token(refused.request_id), trace_id=current_trace_id(),
+            principal_id=_refused_principal(refused), role=safe_token(refused.role),
+            client_address=safe_token(refused.client_address), model_id=safe_token(refused.model_id),
+            status_code=safe_token(refused.status_code))
+        for refused in refusals
+    ]
+
+
+def _refused_principal(refused: RefusedCall) -> str:
+    if refused.principal_id:
+        return safe_token(refused.principal_id)
+    if _KEY_ID.match(refused.claimed_key_id):
+        return f"unverified:{refused.claimed_key_id}"
+    return "anonymous"

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 import time
 from collections.abc import Iterable
 from types import TracebackType
@@ -27,7 +26,7 @@ from libs.errors import (
     Unauthenticated,
 )
 from libs.stores.audit import AuditEvent
-from services.compliance.core.audit import AuditLog, Digester, event_for
+from services.compliance.core.audit import AuditLog, Digester, event_for, safe_token
 from services.compliance.core.types import Caller, DetectedEntity
 
 # Domain error -> the gRPC status name recorded (the core does not import grpc).
@@ -36,7 +35,6 @@ STATUS_NAMES: dict[type[BaseException], str] = {
     NotFound: "NOT_FOUND", NotReady: "UNAVAILABLE", Overloaded: "RESOURCE_EXHAUSTED",
     DeadlineExceeded: "DEADLINE_EXCEEDED", Cancelled: "CANCELLED", asyncio.CancelledError: "CANCELLED",
 }
-_SAFE_TOKEN = re.compile(r"^[A-Za-z0-9._:/@-]{1,128}$")
 
 
 def status_name(error: BaseException | None) -> str:
@@ -46,11 +44,6 @@ def status_name(error: BaseException | None) -> str:
         if cls in STATUS_NAMES:
             return STATUS_NAMES[cls]
     return "INTERNAL" if isinstance(error, MedaiError | Exception) else "CANCELLED"
-
-
-def safe_token(value: str) -> str:
-    """A client-sent identifier fit for an audit row (never free text), else ""."""
-    return value if _SAFE_TOKEN.match(value or "") else ""
 
 
 class PayloadSealer(Protocol):

@@ -15,10 +15,10 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 from libs.catalog import CONVERSATION
-from libs.errors import InvalidInput, NotReady
+from libs.errors import InvalidInput, MedaiError, NotReady
 from libs.stores.audit import AuditRecord, Verification
 from libs.validation import validate_inputs
-from services.compliance.core.audit import AuditLog, Digester
+from services.compliance.core.audit import AuditLog, Digester, refusal_events
 from services.compliance.core.auditing import PayloadSealer, RequestAudit
 from services.compliance.core.cache import ResponseCache
 from services.compliance.core.deidentify import PlaceholderMap, Redactor, reidentify
@@ -29,11 +29,13 @@ from services.compliance.core.session_placeholders import SessionPlaceholders
 from services.compliance.core.streaming import StreamRedactor
 from services.compliance.core.types import (
     Caller,
+    ChatChunk,
     Outputs,
     PredictInput,
     PredictMetadata,
     PredictResult,
     Redaction,
+    RefusedCall,
     StreamChunk,
 )
 
@@ -176,25 +178,38 @@ class ComplianceProxy:
             restore = prepared.placeholders.supplied if REIDENTIFY_PERMISSION in caller.permissions else None
             model_version = route.info.model_version
             index, session_id, delivered = 0, "", []
-            async for piece in prepared.handler.stream(prepared.call):
-                chunk = piece.chunk
-                session_id = piece.session_id or session_id
-                text = chunk.text
-                if window is not None:
-                    text = await window.feed(text)
-                    if chunk.finish_reason is not None:
-                        text += await window.finish()
+
+            def released(text: str, piece: ChatChunk | None = None) -> StreamChunk:
+                nonlocal index
                 if restore is not None:
                     text = reidentify(text, restore)
-                if not text and chunk.finish_reason is None and chunk.usage is None:
-                    continue
                 delivered.append(text)
-                yield StreamChunk(
-                    request_id=caller.request_id, model_id=route.info.model_id, index=index, text=text,
-                    finish_reason=chunk.finish_reason, usage=chunk.usage, model_version=model_version,
-                    session_id=piece.session_id,
-                )
+                chunk = piece.chunk if piece is not None else None
                 index += 1
+                return StreamChunk(
+                    request_id=caller.request_id, model_id=route.info.model_id, index=index - 1, text=text,
+                    finish_reason=chunk.finish_reason if chunk else None, usage=chunk.usage if chunk else None,
+                    model_version=model_version, session_id=piece.session_id if piece else session_id,
+                )
+
+            try:
+                async for piece in prepared.handler.stream(prepared.call):
+                    chunk = piece.chunk
+                    session_id = piece.session_id or session_id
+                    text = chunk.text
+                    if window is not None:
+                        text = await window.feed(text)
+                        if chunk.finish_reason is not None:
+                            text += await window.finish()
+                    if text or chunk.finish_reason is not None or chunk.usage is not None:
+                        yield released(text, piece)
+            except MedaiError:
+                # The worker failed mid-stream: what it generated so far still reaches the client
+                # (de-identified) before the error does.
+                held = await window.finish() if window is not None else ""
+                if held:
+                    yield released(held)
+                raise
             if window is not None:
                 audit.add_counts(window.counts)
             if self._safeguards.sessions is not None and route.model_type == CONVERSATION and session_id:
@@ -245,6 +260,11 @@ class ComplianceProxy:
         """Walk the audit chain and its signed checkpoints, for `audit:verify` callers."""
         async with self._audit(caller, "audit.verify"):
             return await self._audit_log().verify(caller)
+
+    async def record_refusals(self, refusals: list[RefusedCall]) -> int:
+        """Audit records of calls the gateway refused; how many were recorded."""
+        await self._audit_log().write_all(refusal_events(refusals))
+        return len(refusals)
 
     def _audit_log(self) -> AuditLog:
         if self._safeguards.audit is None:

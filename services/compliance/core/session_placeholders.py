@@ -16,9 +16,12 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from libs.stores.redis_client import redis_unavailable_as
 from services.compliance.core.deidentify import PlaceholderMap
 
 NONCE_BYTES = 12
+# Conversation sessions' placeholder maps live beside their turns: to a client, one session store.
+STORE_NAME = "session store"
 
 
 class SealedStore(Protocol):
@@ -62,20 +65,23 @@ class InMemorySealedStore:
 
 
 class RedisSealedStore:
-    """Redis (redis-py asyncio): SET with EX."""
+    """Redis (redis-py asyncio): SET with EX. A Redis that does not answer: StoreUnavailable."""
 
     def __init__(self, client, prefix: str = "medai:phimap:") -> None:
         self._client = client
         self._prefix = prefix
 
     async def get(self, key: str) -> bytes | None:
-        return await self._client.get(self._prefix + key)
+        async with redis_unavailable_as(STORE_NAME):
+            return await self._client.get(self._prefix + key)
 
     async def set(self, key: str, value: bytes, ttl_seconds: int) -> None:
-        await self._client.set(self._prefix + key, value, ex=ttl_seconds)
+        async with redis_unavailable_as(STORE_NAME):
+            await self._client.set(self._prefix + key, value, ex=ttl_seconds)
 
     async def delete(self, key: str) -> None:
-        await self._client.delete(self._prefix + key)
+        async with redis_unavailable_as(STORE_NAME):
+            await self._client.delete(self._prefix + key)
 
     async def close(self) -> None:
         await self._client.aclose()

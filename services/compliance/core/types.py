@@ -20,6 +20,21 @@ class Caller:
 
 
 @dataclass(frozen=True)
+class RefusedCall:
+    """A call the gateway refused (401, 403, 429), as it reported it; identifiers only, never content."""
+
+    request_id: str
+    action: str
+    status_code: str
+    client_address: str = ""
+    principal_id: str = ""
+    claimed_key_id: str = ""
+    role: str = ""
+    model_id: str = ""
+    refused_at: datetime | None = None
+
+
+@dataclass(frozen=True)
 class PredictInput:
     """A public predict request; `inputs` is as the client sent it (validated by the core)."""
 

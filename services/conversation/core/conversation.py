@@ -14,18 +14,17 @@ from libs.llm.chat import ChatTemplate
 from libs.llm.engine import LLMEngine
 from libs.llm.sources import ModelSourceError
 from libs.llm.types import Completion, TextDelta
-from libs.stores.sessions import Session, SessionNotFound, SessionStore, Turn, new_session_id
-from libs.validation import GenerationParams, validate_inputs
+from libs.stores.sessions import Session, SessionStore, Turn, new_session_id
+from libs.validation import GenerationParams, validate_inputs, validate_session_id
 from services.conversation.core.context import fit_prompt
 
 MAX_OWNER_CHARS = 256
-MAX_SESSION_ID_CHARS = 128
 
 
 @dataclass(frozen=True)
 class ChatCommand:
     model_id: str
-    session_id: str  # empty: start a new session
+    session_id: str  # the session to continue, or to start under this name; empty: a new server-issued one
     owner: str
     message: str
     system_prompt: str | None  # None: the session's, or the configured default
@@ -116,7 +115,7 @@ class ConversationCore:
         _check_owner(command.owner)
         validate_inputs(command.message, max_items=1, max_chars=self._settings.serving.max_input_chars)
         self._engine.validate(command.params)
-        session = await self._session(command.session_id, command.owner) if command.session_id else None
+        session = await self._session(command.session_id, command.owner)
         system_prompt = command.system_prompt
         if system_prompt is None:
             system_prompt = session.system_prompt if session else self._settings.system_prompt
@@ -124,12 +123,15 @@ class ConversationCore:
                             command.message, self._prompt_budget(command.params))
         return _PreparedTurn(command.session_id or new_session_id(), system_prompt, fitted.token_ids)
 
-    async def _session(self, session_id: str, owner: str) -> Session:
-        """The owner's session; SessionNotFound also for another owner's (never reveal that it exists)."""
-        session = await self._store.get(session_id, owner) if len(session_id) <= MAX_SESSION_ID_CHARS else None
-        if session is None:
-            raise SessionNotFound()
-        return session
+    async def _session(self, session_id: str, owner: str) -> Session | None:
+        """The owner's session of that name so far (None: it starts now, under the name the client chose
+        or a new server-issued one). Asks the store either way, so a store that is down fails the turn
+        before any token is generated, not after."""
+        validate_session_id(session_id)
+        if not session_id:
+            await self._store.check()
+            return None
+        return await self._store.get(session_id, owner)
 
     def _prompt_budget(self, params: GenerationParams) -> int:
         """Prompt tokens allowed: the context window less room for the reply (at most half of it)."""

@@ -2,54 +2,107 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import time
 from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
 
-from libs.errors import PermissionDenied, Unauthenticated
+from libs.errors import PermissionDenied, StoreUnavailable, Unauthenticated
+from libs.security.api_keys import split_key
 from libs.security.roles import MODEL_TYPE_PERMISSION, Permission, permissions_of
-from services.gateway.core.model import Principal
+from services.gateway.core.model import Principal, RateLimits
 from services.gateway.core.ports import KeyLookup
+
+log = logging.getLogger(__name__)
 
 BEARER = "bearer "
 _CACHE_LIMIT = 10_000
+MISSING_KEY_MESSAGE = "missing API key: send 'Authorization: Bearer <key>'"
+
+
+class KeyRefused(Unauthenticated):
+    """Unauthenticated, with the id part of the key the client sent (for the audit trail), if any."""
+
+    def __init__(self, message: str | None = None, *, claimed_key_id: str = "") -> None:
+        super().__init__(message)
+        self.claimed_key_id = claimed_key_id
+
+
+@dataclass(frozen=True)
+class KeyCachePolicy:
+    """How long an answer of the key store is trusted: fresh for `ttl_seconds` (a revoked key is refused
+    within that time), and, while the store does not answer, still used for up to `stale_seconds`
+    (known keys keep working, known-bad ones stay refused). After a store failure the store is asked
+    again at most every `retry_seconds`, so an outage does not slow every call down."""
+
+    ttl_seconds: float = 1.0
+    stale_seconds: float = 300.0
+    retry_seconds: float = 1.0
+
+
+@dataclass(frozen=True)
+class _Answer:
+    principal: Principal | None
+    looked_up_at: float
 
 
 class Authenticator:
-    """Resolves `Authorization: Bearer <key>` to a principal.
+    """Resolves `Authorization: Bearer <key>` to a principal (cache keyed by a digest, never the key)."""
 
-    Lookups are cached for `ttl_seconds` (keyed by a digest of the key, never the key itself), so
-    a revoked or expired key is refused within that time on every replica.
-    """
-
-    def __init__(self, keys: KeyLookup, ttl_seconds: float) -> None:
+    def __init__(self, keys: KeyLookup, policy: KeyCachePolicy,
+                 role_limits: Callable[[str], RateLimits] | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self._keys = keys
-        self._ttl = ttl_seconds
-        self._cache: OrderedDict[bytes, tuple[float, Principal | None]] = OrderedDict()
+        self._policy = policy
+        self._role_limits = role_limits or (lambda role: RateLimits())
+        self._clock = clock
+        self._cache: OrderedDict[bytes, _Answer] = OrderedDict()
+        self._store_down_until = float("-inf")
 
     async def authenticate(self, authorization: str | None) -> Principal:
         plaintext = _bearer_token(authorization)
-        digest = hashlib.sha256(plaintext.encode()).digest()
-        now = time.monotonic()
-        cached = self._cache.get(digest)
-        if cached is not None and cached[0] > now:
-            principal = cached[1]
-        else:
-            principal = await self._lookup(plaintext)
-            self._remember(digest, now + self._ttl, principal)
+        principal = await self._principal(plaintext)
         if principal is None:
-            raise Unauthenticated()
+            parts = split_key(plaintext)
+            raise KeyRefused(claimed_key_id=parts[0] if parts else "")
+        return principal
+
+    async def _principal(self, plaintext: str) -> Principal | None:
+        digest = hashlib.sha256(plaintext.encode()).digest()
+        now = self._clock()
+        cached = self._cache.get(digest)
+        if cached is not None and now - cached.looked_up_at < self._policy.ttl_seconds:
+            return cached.principal
+        usable = cached is not None and now - cached.looked_up_at < self._policy.stale_seconds
+        if usable and now < self._store_down_until:
+            return cached.principal
+        try:
+            principal = await self._lookup(plaintext)
+        except StoreUnavailable:
+            self._store_down_until = now + self._policy.retry_seconds
+            if not usable:
+                raise
+            log.warning("API key store unavailable: using the key's last known state")
+            return cached.principal
+        self._remember(digest, _Answer(principal, now))
         return principal
 
     async def _lookup(self, plaintext: str) -> Principal | None:
         key = await self._keys.authenticate(plaintext)
         if key is None:
             return None
-        return Principal(key.key_id, key.name, key.role, permissions_of(key.role), key.models)
+        role_default = self._role_limits(key.role)
+        limits = RateLimits(
+            key.limits.requests_per_minute or role_default.requests_per_minute,
+            key.limits.tokens_per_minute or role_default.tokens_per_minute,
+        )
+        return Principal(key.key_id, key.name, key.role, permissions_of(key.role), key.models, limits)
 
-    def _remember(self, digest: bytes, expires: float, principal: Principal | None) -> None:
-        if self._ttl <= 0:
+    def _remember(self, digest: bytes, answer: _Answer) -> None:
+        if self._policy.ttl_seconds <= 0 and self._policy.stale_seconds <= 0:
             return
-        self._cache[digest] = (expires, principal)
+        self._cache[digest] = answer
         self._cache.move_to_end(digest)
         while len(self._cache) > _CACHE_LIMIT:
             self._cache.popitem(last=False)
@@ -57,10 +110,10 @@ class Authenticator:
 
 def _bearer_token(authorization: str | None) -> str:
     if not authorization or not authorization.lower().startswith(BEARER):
-        raise Unauthenticated("missing API key: send 'Authorization: Bearer <key>'")
+        raise KeyRefused(MISSING_KEY_MESSAGE)
     token = authorization[len(BEARER):].strip()
     if not token:
-        raise Unauthenticated("missing API key: send 'Authorization: Bearer <key>'")
+        raise KeyRefused(MISSING_KEY_MESSAGE)
     return token
 
 

@@ -28,6 +28,10 @@ class ModelCatalog:
             await self._refresh()
         return list(self._entries.values())
 
+    def knows(self, model_id: str) -> bool:
+        """Whether the last catalogue fetched lists model_id (no fetch)."""
+        return model_id in self._entries
+
     async def get(self, model_id: str) -> CatalogEntry:
         """The model's entry; a miss refreshes once before answering ModelNotFound."""
         await self.entries()

@@ -10,14 +10,23 @@ from libs.validation import GenerationParams
 
 
 @dataclass(frozen=True)
+class RateLimits:
+    """Units per minute a key may use; None: not limited."""
+
+    requests_per_minute: int | None = None
+    tokens_per_minute: int | None = None
+
+
+@dataclass(frozen=True)
 class Principal:
-    """An authenticated caller: the API key's identity and what it may do."""
+    """An authenticated caller: the API key's identity, what it may do and how much."""
 
     key_id: str
     key_name: str
     role: str
     permissions: frozenset[Permission]
     models: tuple[str, ...] = ()  # empty: any model
+    limits: RateLimits = RateLimits()
 
     def may_use(self, model_id: str) -> bool:
         return not self.models or model_id in self.models
@@ -78,3 +87,18 @@ class ServiceStatus:
 class MeshHealth:
     status: str
     services: dict[str, ServiceStatus]
+    not_serving: list[str] = field(default_factory=list)  # why status is not SERVING
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """A call the gateway refused itself (401, 403, 429): who, what, why; never what was sent."""
+
+    request_id: str
+    action: str
+    status_code: str
+    client_address: str
+    principal_id: str = ""
+    claimed_key_id: str = ""
+    role: str = ""
+    model_id: str = ""

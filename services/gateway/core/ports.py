@@ -6,7 +6,7 @@ from typing import Any, Protocol
 
 from libs.stores.keys import ApiKey
 from libs.stores.ratelimit import Decision, Limit
-from services.gateway.core.model import Caller, CatalogEntry, MeshHealth, PredictCall
+from services.gateway.core.model import Caller, CatalogEntry, MeshHealth, PredictCall, Refusal
 
 
 class KeyLookup(Protocol):
@@ -51,3 +51,11 @@ class Monitor(Protocol):
     async def mesh_health(self, timeout: float) -> MeshHealth: ...
 
     async def mesh_metrics(self, timeout: float) -> str: ...
+
+
+class RefusalLog(Protocol):
+    """Where refused calls go for the audit trail (never blocks the call it describes)."""
+
+    def record(self, refusal: Refusal) -> None: ...
+
+    async def close(self) -> None: ...

@@ -12,12 +12,11 @@ from dataclasses import dataclass
 
 from libs.catalog import EMBEDDING
 from libs.errors import InvalidInput
-from libs.validation import validate_generation_params, validate_inputs
+from libs.validation import validate_generation_params, validate_inputs, validate_session_id
 from services.gateway.core.model import CatalogEntry, PredictCall
 
 MAX_ID_CHARS = 128
 MAX_LABEL_CHARS = 256
-_SESSION_ID = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
 # Purpose of use: an audit code (the same rule as compliance's).
 _PURPOSE = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 
@@ -64,8 +63,7 @@ def validate_text(text: str, *, field: str, max_chars: int) -> None:
 def _validate_fields(call: PredictCall, limits: RequestLimits) -> None:
     if call.system_prompt is not None and len(call.system_prompt) > limits.max_input_chars:
         raise InvalidInput(f"longer than {limits.max_input_chars} characters", field="parameters.system_prompt")
-    if call.session_id and not _SESSION_ID.match(call.session_id):
-        raise InvalidInput(f"must be 1 to {MAX_ID_CHARS} letters, digits, '.', '_' or '-'", field="session_id")
+    validate_session_id(call.session_id)
     if call.purpose and not _PURPOSE.match(call.purpose):
         raise InvalidInput("must be a code of at most 64 letters, digits or ._:- (e.g. TREAT)", field="purpose")
     if len(call.user_id) > MAX_LABEL_CHARS:

@@ -33,6 +33,11 @@ class MeshHealth:
     services: Mapping[str, ServiceState]
     checked_at: datetime
 
+    @property
+    def not_serving(self) -> list[str]:
+        """The services that do not serve now, by name (what makes the mesh DEGRADED or NOT_SERVING)."""
+        return sorted(name for name, state in self.services.items() if state.status is not ServiceStatus.SERVING)
+
 
 @dataclass(frozen=True)
 class MeshRoles:

@@ -79,7 +79,7 @@ def build_core(settings: MonitorSettings, readiness: Readiness, client: httpx.As
     names = dict.fromkeys([*settings.services, settings.service_name])
     roles = MeshRoles(frozenset(settings.critical_services), frozenset(settings.worker_services))
     probe = SystemProbe(system.disk_path(settings.app.data_dir), read_gpus, clock=clock)
-    metrics_urls = {name: service.metrics_url for name, service in settings.services.items()}
+    metrics_urls = {name: service.metrics_url for name, service in settings.services.items()} | settings.extra_metrics
     return MonitorCore(
         name=settings.service_name,
         readiness=readiness,

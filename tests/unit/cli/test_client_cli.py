@@ -65,7 +65,7 @@ class FakeGateway(gateway_pb2_grpc.GatewayServicer):
         if not self.release.wait(WAIT_SECONDS):
             return
         yield inference_pb2.PredictStreamChunk(index=1, text=" and fluids.")
-        yield inference_pb2.PredictStreamChunk(index=2, text="", finish_reason="eos",
+        yield inference_pb2.PredictStreamChunk(index=2, text="", finish_reason="stop",
                                                usage=inference_pb2.Usage(generated_tokens=4))
 
 
@@ -150,4 +150,4 @@ def test_stream_prints_tokens_as_they_arrive(gateway, env):
         process.kill()
     assert process.returncode == 0, err
     assert bytes(seen) + out == b"Rest and fluids.\n"
-    assert b"[eos, 4 tokens]" in err
+    assert b"[stop, 4 tokens]" in err

@@ -58,6 +58,7 @@ def test_revoke_then_key_is_refused(workdir):
 @pytest.mark.parametrize(("args", "message"), [
     (["--role", "root", "--name", "n"], "unknown role"),
     (["--role", "admin", "--name", "n", "--expires", "soon"], "duration"),
+    (["--role", "admin", "--name", "n", "--rpm", "0"], "--rpm"),
 ])
 def test_bad_arguments_are_refused(workdir, args, message):
     result = CliRunner().invoke(app, ["keys", "create", *args])
@@ -70,12 +71,28 @@ def test_expiring_key(workdir):
     assert authenticate(result.stdout.strip().splitlines()[-1]).expires_at is not None
 
 
+def test_per_key_limits_are_set_listed_and_updated(workdir):
+    created = CliRunner().invoke(app, ["keys", "create", "--role", "service", "--name", "etl", "--rpm", "120",
+                                       "--tpm", "5000"])
+    assert created.exit_code == 0, created.output
+    key = authenticate(created.stdout.strip().splitlines()[-1])
+    assert (key.limits.requests_per_minute, key.limits.tokens_per_minute) == (120, 5000)
+    assert f"{key.key_id}" in (listing := CliRunner().invoke(app, ["keys", "list"]).stdout)
+    assert "rpm=120  tpm=5000" in listing
+    updated = CliRunner().invoke(app, ["keys", "update", key.key_id, "--rpm", "30", "--tpm", "0"])
+    assert updated.exit_code == 0, updated.output
+    assert "rpm=30  tpm=-" in CliRunner().invoke(app, ["keys", "list"]).stdout
+    assert CliRunner().invoke(app, ["keys", "update", "000000000000", "--rpm", "3"]).exit_code == 1
+    assert CliRunner().invoke(app, ["keys", "update", key.key_id]).exit_code == 2
+
+
 def test_dev_key_is_created_once_and_kept(workdir):
     settings = AppSettings()
     path, created = asyncio.run(ensure_dev_key(settings))
     assert created and path.stat().st_mode & 0o777 == 0o600
     first = path.read_text()
     assert authenticate(first.strip()).role == "admin"
+    assert authenticate(first.strip()).limits.requests_per_minute is None  # the dev key is not rate-limited
     _, created_again = asyncio.run(ensure_dev_key(settings))
     assert not created_again and path.read_text() == first
     path.write_text("msk_000000000000_stale\n")  # e.g. the database was reset

@@ -62,7 +62,7 @@ def test_the_key_is_a_keyed_hash_of_redacted_text_only():
 
 
 def test_cached_answers_round_trip():
-    answer = Answer(texts=["[PERSON_1] should rest."], usage=Usage(7, 3), finish_reason="eos", model_version="v1")
+    answer = Answer(texts=["[PERSON_1] should rest."], usage=Usage(7, 3), finish_reason="stop", model_version="v1")
     assert decode_answer(encode_answer(answer)) == answer
     vectors = Answer(vectors=[[0.5, -1.25]], usage=Usage(2, 0), truncated_inputs=1)
     assert decode_answer(encode_answer(vectors)) == vectors

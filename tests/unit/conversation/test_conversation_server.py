@@ -65,16 +65,27 @@ async def test_a_system_prompt_is_kept_for_the_session(worker, chat_template):
 
 async def test_sessions_are_isolated_between_owners(worker):
     mine = await worker.chat("hello", owner="alice")
-    with pytest.raises(grpc.aio.AioRpcError) as theirs:
-        await worker.chat("hello", owner="mallory", session_id=mine.session_id)
-    with pytest.raises(grpc.aio.AioRpcError) as unknown:
-        await worker.chat("hello", owner="mallory", session_id="0" * 32)
-    assert theirs.value.code() == unknown.value.code() == grpc.StatusCode.NOT_FOUND
-    assert theirs.value.details() == unknown.value.details()  # nothing tells that the session exists
+    theirs = await worker.chat("hello", owner="mallory", session_id=mine.session_id)
+    assert (theirs.session_id, theirs.turns) == (mine.session_id, 1)  # mallory's own, empty session of that name
     deleted = await worker.conversation.DeleteSession(
-        conversation_pb2.DeleteSessionRequest(session_id=mine.session_id, owner="mallory"))
+        conversation_pb2.DeleteSessionRequest(session_id=mine.session_id, owner="eve"))
     assert not deleted.deleted
     assert (await worker.chat("still mine", owner="alice", session_id=mine.session_id)).turns == 2
+    assert (await worker.chat("and mine", owner="mallory", session_id=mine.session_id)).turns == 2
+
+
+async def test_a_client_named_session_starts_and_continues(worker):
+    first = await worker.chat("hello", owner="alice", session_id="ward5-bed12.visit_1")
+    second = await worker.chat("and then", owner="alice", session_id="ward5-bed12.visit_1")
+    assert (first.session_id, first.turns, second.turns) == ("ward5-bed12.visit_1", 1, 2)
+
+
+@pytest.mark.parametrize("name", ["a" * 129, "has space", "slash/x", "é"])
+async def test_a_malformed_session_name_is_invalid_argument(worker, name):
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await worker.chat("hello", owner="alice", session_id=name)
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert caught.value.details().startswith("session_id:")
 
 
 async def test_oldest_turns_are_dropped_to_fit_the_context_window(worker, chat_template):
@@ -114,9 +125,7 @@ async def test_delete_session(worker):
     request = conversation_pb2.DeleteSessionRequest(session_id=session_id, owner="alice")
     assert (await worker.conversation.DeleteSession(request)).deleted
     assert not (await worker.conversation.DeleteSession(request)).deleted
-    with pytest.raises(grpc.aio.AioRpcError) as caught:
-        await worker.chat("hello", session_id=session_id)
-    assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+    assert (await worker.chat("hello", session_id=session_id)).turns == 1  # the name starts afresh
 
 
 async def test_stream_matches_unary_and_stores_the_turn(worker):
@@ -191,13 +200,13 @@ async def test_redis_sessions_survive_a_worker_restart_and_stay_owner_scoped(tin
             first = await worker.chat("The patient reports")
         assert [key async for key in client.scan_iter(match=f"{prefix}*")]  # stored in Redis, under the prefix
         async with redis_worker(tiny_lm_dir, tmp_path, REDIS_URL, prefix) as restarted:
-            with pytest.raises(grpc.aio.AioRpcError) as caught:
-                await restarted.chat("hello", owner="mallory", session_id=first.session_id)
-            assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+            theirs = await restarted.chat("hello", owner="mallory", session_id=first.session_id)
+            assert theirs.turns == 1  # the same name is mallory's own session, without alice's history
             second = await restarted.chat("Follow up in two weeks", session_id=first.session_id)
-            deleted = await restarted.conversation.DeleteSession(
-                conversation_pb2.DeleteSessionRequest(session_id=first.session_id, owner="alice"))
-        assert second.turns == 2 and deleted.deleted
+            deleted = [(await restarted.conversation.DeleteSession(
+                conversation_pb2.DeleteSessionRequest(session_id=first.session_id, owner=owner))).deleted
+                for owner in ("alice", "mallory")]
+        assert second.turns == 2 and deleted == [True, True]
         history = [("The patient reports", first.reply.text)]
         assert second.reply.usage.prompt_tokens == prompt_tokens(chat_template, SYSTEM_PROMPT, history,
                                                                  "Follow up in two weeks")

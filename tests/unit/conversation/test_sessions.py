@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from libs.stores.sessions import InMemorySessionStore, SessionNotFound, Turn, new_session_id
+from libs.stores.sessions import InMemorySessionStore, Turn, new_session_id
 
 
 class Clock:
@@ -32,8 +32,8 @@ async def test_turns_accumulate_and_only_the_owner_sees_them(clock):
     assert session.turns == (turn(1), turn(2)) and session.system_prompt == "Be brief."
     assert await store.get(session_id, "alice") == session
     assert await store.get(session_id, "mallory") is None
-    with pytest.raises(SessionNotFound):
-        await store.append(session_id, "mallory", turn(3), None)
+    assert (await store.append(session_id, "mallory", turn(3), None)).turns == (turn(3),)  # mallory's own
+    assert await store.delete(session_id, "mallory")
     assert not await store.delete(session_id, "mallory")
     assert (await store.get(session_id, "alice")).turns == (turn(1), turn(2))
 

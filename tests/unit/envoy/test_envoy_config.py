@@ -66,7 +66,8 @@ def test_cors_is_off_without_origins_and_exact_with_them() -> None:
     on = render_config(settings(cors_origins=["https://ehr.example.org"]))
 
     assert "envoy.filters.http.cors" not in [f["name"] for f in http_filters(off)]
-    assert http_filters(on)[0]["name"] == "envoy.filters.http.cors"
+    # Readiness first (answered by Envoy itself), then CORS before anything counts or reads the request.
+    assert [f["name"] for f in http_filters(on)][:2] == ["envoy.filters.http.health_check", "envoy.filters.http.cors"]
     policy = _manager(on)["route_config"]["virtual_hosts"][0]["typed_per_filter_config"]["envoy.filters.http.cors"]
     assert policy["allow_origin_string_match"] == [{"exact": "https://ehr.example.org"}]
 

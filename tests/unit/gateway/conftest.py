@@ -9,7 +9,7 @@ from libs.catalog import ModelLimits
 from libs.errors import NotReady
 from libs.stores.db import open_database
 from libs.stores.keys import KeyStore
-from services.gateway.core.auth import Authenticator
+from services.gateway.core.auth import Authenticator, KeyCachePolicy
 from services.gateway.core.catalog import ModelCatalog
 from services.gateway.core.gateway import Gateway, GatewayLimits
 from services.gateway.core.model import CallMetadata, CatalogEntry, MeshHealth, ServiceStatus
@@ -115,12 +115,13 @@ def compliance():
 
 
 def build_gateway(key_store, compliance, monitor=None, *, key_ttl=0.0, max_in_flight=8,
-                  quotas: Quotas | None = None) -> Gateway:
+                  quotas: Quotas | None = None, role_limits=None, refusals=None, stale_seconds=0.0) -> Gateway:
     limits = GatewayLimits(max_in_flight=max_in_flight, default_deadline_seconds=30.0, max_inputs=4,
                            max_input_chars=100, max_request_bytes=2048,
                            model_type_deadlines={"embedding": 7.0, "text-generation": 60.0})
-    return Gateway(Authenticator(key_store, key_ttl), ModelCatalog(compliance, 60.0), compliance,
-                   monitor or UpMonitor(), limits, ServiceStatus("SERVING", 0.0), quotas)
+    authenticator = Authenticator(key_store, KeyCachePolicy(key_ttl, stale_seconds), role_limits=role_limits)
+    return Gateway(authenticator, ModelCatalog(compliance, 60.0), compliance,
+                   monitor or UpMonitor(), limits, ServiceStatus("SERVING", 0.0), quotas, refusals)
 
 
 def meta(plaintext: str | None, deadline: float | None = None) -> CallMetadata:

@@ -7,19 +7,25 @@ from collections.abc import AsyncIterator
 import pytest
 
 from libs.errors import Overloaded
+from libs.stores.keys import KeyLimits
 from libs.stores.ratelimit import FallbackRateLimitStore, InMemoryRateLimitStore, RedisRateLimitStore
 from libs.stores.redis_client import open_redis
 from libs.validation import GenerationParams
-from services.gateway.core.model import PredictCall
-from services.gateway.core.quota import Quotas, QuotaSettings
+from services.gateway.core.model import PredictCall, RateLimits
+from services.gateway.core.quota import Quotas
 from services.gateway.metrics import RATE_LIMITED
 from tests.support.redis_proxy import proxied_url, redis_proxy
 from tests.support.redis_server import isolated_redis
 from tests.unit.gateway.conftest import build_gateway, meta
 
-# Nothing refills while a test runs (one request or token a minute beyond the burst).
-THREE_REQUESTS = QuotaSettings(requests_per_minute=1, burst=3, tokens_per_minute=0)
-TEN_TOKENS = QuotaSettings(requests_per_minute=0, burst=1, tokens_per_minute=10)
+# A minute's worth at once, then one unit every 20 s (requests) or 6 s (tokens): nothing refills while a test runs.
+THREE_REQUESTS = KeyLimits(requests_per_minute=3)
+TEN_TOKENS = KeyLimits(tokens_per_minute=10)
+
+
+async def limited_key(key_store, limits: KeyLimits, role: str = "admin") -> str:
+    _, plaintext = await key_store.create(name="t", role=role, limits=limits)
+    return plaintext
 
 
 def predict(model_id: str = "gen-1") -> PredictCall:
@@ -47,9 +53,9 @@ async def predicts_admitted(gateway, key: str, attempts: int, model_id: str = "g
 
 
 async def test_requests_beyond_the_key_limit_are_refused_with_a_retry_hint(key_store, compliance, limiter_store):
-    gateway = build_gateway(key_store, compliance, quotas=Quotas(limiter_store, THREE_REQUESTS))
-    _, key = await key_store.create(name="t", role="admin")
-    _, other = await key_store.create(name="u", role="admin")
+    gateway = build_gateway(key_store, compliance, quotas=Quotas(limiter_store))
+    _, key = await key_store.create(name="t", role="admin", limits=THREE_REQUESTS)
+    _, other = await key_store.create(name="u", role="admin", limits=THREE_REQUESTS)
     refused_before = RATE_LIMITED.labels("requests")._value.get()
     assert await predicts_admitted(gateway, key, 3) == 3
     with pytest.raises(Overloaded, match="requests per minute") as raised:
@@ -61,8 +67,8 @@ async def test_requests_beyond_the_key_limit_are_refused_with_a_retry_hint(key_s
 
 
 async def test_every_authenticated_route_counts(key_store, compliance, limiter_store):
-    gateway = build_gateway(key_store, compliance, quotas=Quotas(limiter_store, THREE_REQUESTS))
-    _, key = await key_store.create(name="t", role="admin")
+    gateway = build_gateway(key_store, compliance, quotas=Quotas(limiter_store))
+    _, key = await key_store.create(name="t", role="admin", limits=THREE_REQUESTS)
     await gateway.list_models(meta(key), "")
     await gateway.model_info(meta(key), "gen-1")
     await gateway.deidentify(meta(key), "Jane Roe")
@@ -72,8 +78,8 @@ async def test_every_authenticated_route_counts(key_store, compliance, limiter_s
 
 
 async def test_generated_tokens_spend_the_token_budget(key_store, compliance, limiter_store):
-    gateway = build_gateway(key_store, compliance, quotas=Quotas(limiter_store, TEN_TOKENS))
-    _, key = await key_store.create(name="t", role="admin")
+    gateway = build_gateway(key_store, compliance, quotas=Quotas(limiter_store))
+    _, key = await key_store.create(name="t", role="admin", limits=TEN_TOKENS)
     compliance.tokens = 25
     await gateway.predict(meta(key), predict())  # admitted in budget; it generated 15 over the allowance
     with pytest.raises(Overloaded, match="generated tokens per minute") as raised:
@@ -87,8 +93,8 @@ async def test_generated_tokens_spend_the_token_budget(key_store, compliance, li
 
 
 async def test_cached_answers_generate_no_tokens(key_store, compliance):
-    gateway = build_gateway(key_store, compliance, quotas=Quotas(InMemoryRateLimitStore(), TEN_TOKENS))
-    _, key = await key_store.create(name="t", role="admin")
+    gateway = build_gateway(key_store, compliance, quotas=Quotas(InMemoryRateLimitStore()))
+    _, key = await key_store.create(name="t", role="admin", limits=TEN_TOKENS)
     compliance.tokens, compliance.cached = 25, True
     for _ in range(3):
         await gateway.predict(meta(key), predict())
@@ -100,8 +106,8 @@ async def test_cached_answers_generate_no_tokens(key_store, compliance):
     (("a",) * 11, None, True),  # no usage (stream cut short): one token per chunk
 ])
 async def test_streams_spend_their_reported_usage(key_store, compliance, texts, usage, spent):
-    gateway = build_gateway(key_store, compliance, quotas=Quotas(InMemoryRateLimitStore(), TEN_TOKENS))
-    _, key = await key_store.create(name="t", role="admin")
+    gateway = build_gateway(key_store, compliance, quotas=Quotas(InMemoryRateLimitStore()))
+    _, key = await key_store.create(name="t", role="admin", limits=TEN_TOKENS)
     compliance.stream_texts, compliance.stream_usage = texts, usage
     async for _ in gateway.predict_stream(meta(key), predict()):
         pass
@@ -113,8 +119,8 @@ async def test_streams_spend_their_reported_usage(key_store, compliance, texts, 
 
 
 async def test_a_stream_closed_early_spends_what_it_sent(key_store, compliance):
-    gateway = build_gateway(key_store, compliance, quotas=Quotas(InMemoryRateLimitStore(), TEN_TOKENS))
-    _, key = await key_store.create(name="t", role="admin")
+    gateway = build_gateway(key_store, compliance, quotas=Quotas(InMemoryRateLimitStore()))
+    _, key = await key_store.create(name="t", role="admin", limits=TEN_TOKENS)
     compliance.stream_texts = ("a",) * 20
     stream = gateway.predict_stream(meta(key), predict())
     for _ in range(12):
@@ -129,8 +135,8 @@ async def test_limits_hold_in_process_when_redis_stops_answering(key_store, comp
     async with isolated_redis() as (client, prefix), redis_proxy() as proxy:
         remote = open_redis(proxied_url(proxy))
         store = FallbackRateLimitStore(RedisRateLimitStore(remote, prefix), InMemoryRateLimitStore())
-        gateway = build_gateway(key_store, compliance, quotas=Quotas(store, THREE_REQUESTS))
-        _, key = await key_store.create(name="t", role="admin")
+        gateway = build_gateway(key_store, compliance, quotas=Quotas(store))
+        _, key = await key_store.create(name="t", role="admin", limits=THREE_REQUESTS)
         try:
             assert await predicts_admitted(gateway, key, 2) == 2
             assert [k async for k in client.scan_iter(match=f"{prefix}req:*")]  # counted in Redis
@@ -139,3 +145,29 @@ async def test_limits_hold_in_process_when_redis_stops_answering(key_store, comp
             assert store.degraded
         finally:
             await remote.aclose()
+
+
+async def test_a_key_without_limits_is_not_rate_limited(key_store, compliance):
+    gateway = build_gateway(key_store, compliance, quotas=Quotas(InMemoryRateLimitStore()))
+    _, key = await key_store.create(name="unlimited", role="admin")
+    assert await predicts_admitted(gateway, key, 250) == 250
+
+
+async def test_role_defaults_apply_to_keys_without_their_own(key_store, compliance):
+    defaults = {"researcher": RateLimits(requests_per_minute=2)}
+    gateway = build_gateway(key_store, compliance, quotas=Quotas(InMemoryRateLimitStore()),
+                            role_limits=lambda role: defaults.get(role, RateLimits()))
+    _, researcher = await key_store.create(name="r", role="researcher")
+    _, own = await key_store.create(name="o", role="researcher", limits=KeyLimits(requests_per_minute=4))
+    _, admin = await key_store.create(name="a", role="admin")
+    assert await predicts_admitted(gateway, researcher, 5) == 2
+    assert await predicts_admitted(gateway, own, 6) == 4  # the key's own limit wins over the role's
+    assert await predicts_admitted(gateway, admin, 6) == 6  # no role default: not limited
+
+
+async def test_updated_limits_take_effect(key_store, compliance):
+    gateway = build_gateway(key_store, compliance, quotas=Quotas(InMemoryRateLimitStore()))
+    key, plaintext = await key_store.create(name="t", role="admin")
+    assert await key_store.update_limits(key.key_id, {"rpm": 2})
+    assert await predicts_admitted(gateway, plaintext, 4) == 2
+    assert not await key_store.update_limits("000000000000", {"rpm": 2})

@@ -60,10 +60,10 @@ async def test_stop_string_ends_generation_and_is_not_returned(worker):
     position = max(i for i in range(1, len(full) - 1) if full.find(full[i:i + 2]) == i)
     stop = full[position:position + 2]
     unary = await worker.generate(prompt, max_new_tokens=40, stop=[stop, "never-seen"])
-    assert (unary.text, unary.finish_reason) == (full[:position], "stop")
+    assert (unary.text, unary.finish_reason) == (full[:position], "stop_sequence")
     chunks = await collect(worker.generation.GenerateStream(request(prompt, max_new_tokens=40, stop=[stop])))
     assert "".join(chunk.text for chunk in chunks) == full[:position]
-    assert chunks[-1].finish_reason == "stop"
+    assert chunks[-1].finish_reason == "stop_sequence"
 
 
 BAD_PARAMETERS = [

@@ -127,3 +127,33 @@ async def test_health_watch_streams_status_changes_through_the_mesh_interceptors
     watch.cancel()
     assert (first.status, second.status) == (health_pb2.HealthCheckResponse.NOT_SERVING,
                                              health_pb2.HealthCheckResponse.SERVING)
+
+
+async def test_every_overload_carries_a_retry_hint(catalog_stub):
+    """Overloaded("queue full") names no wait: clients still get one (1 s), as gRPC metadata (and, through
+    Envoy, as the Retry-After header)."""
+    with pytest.raises(grpc.aio.AioRpcError) as raised:
+        await catalog_stub.ListModels(models_pb2.ListModelsRequest(model_type="overloaded"))
+    assert dict(raised.value.trailing_metadata())["retry-after"] == "1"
+    with pytest.raises(Overloaded) as translated:
+        async with translated_rpc_errors():
+            await catalog_stub.ListModels(models_pb2.ListModelsRequest(model_type="overloaded"))
+    assert translated.value.retry_after_seconds == 1 and translated.value.reported_by_peer
+
+
+async def test_a_transport_failure_gets_the_callers_own_message_never_an_address():
+    channel = open_channel("127.0.0.1:1")
+    try:
+        with pytest.raises(NotReady) as raised:
+            async with translated_rpc_errors("compliance service unavailable"):
+                await models_pb2_grpc.ModelCatalogStub(channel).ListModels(models_pb2.ListModelsRequest(), timeout=5)
+    finally:
+        await channel.close()
+    assert raised.value.message == "compliance service unavailable" and not raised.value.reported_by_peer
+
+
+async def test_a_reported_unavailable_keeps_the_services_own_message(catalog_stub):
+    with pytest.raises(NotReady) as raised:
+        async with translated_rpc_errors("compliance service unavailable"):
+            await catalog_stub.ListModels(models_pb2.ListModelsRequest(model_type="not-ready"))
+    assert raised.value.message == "model loading"

@@ -97,7 +97,7 @@ def eos_lm_dir(tiny_lm_dir, tmp_path_factory) -> Path:
 async def test_end_of_sequence_finishes_with_eos(eos_lm_dir, tmp_path):
     async with started_engine(eos_lm_dir, tmp_path) as engine:
         completion = await engine.complete("hello", GenerationParams(max_new_tokens=50))
-    assert (completion.text, completion.finish_reason, completion.usage.generated_tokens) == ("", "eos", 1)
+    assert (completion.text, completion.finish_reason, completion.usage.generated_tokens) == ("", "stop", 1)
 
 
 async def test_a_failing_step_fails_that_request_only_and_frees_its_slot(engine):

@@ -81,3 +81,13 @@ def test_listener_sees_the_initial_status_and_every_change() -> None:
     book.record("a", S)
     book.lost("a")
     assert seen == [("a", U), ("a", S), ("a", N)]
+
+
+def test_the_snapshot_names_the_services_that_do_not_serve() -> None:
+    book = HealthBook(NAMES, ROLES, clock=FakeClock())
+    for name in NAMES:
+        book.record(name, S)
+    assert book.snapshot().not_serving == []
+    book.lost("generation")
+    snapshot = book.snapshot()
+    assert (snapshot.status, snapshot.not_serving) == (MeshStatus.DEGRADED, ["generation"])

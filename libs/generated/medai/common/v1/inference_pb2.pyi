@@ -98,8 +98,18 @@ class Usage(_message.Message):
     total_tokens: int
     def __init__(self, prompt_tokens: _Optional[int] = ..., generated_tokens: _Optional[int] = ..., total_tokens: _Optional[int] = ...) -> None: ...
 
+class StreamError(_message.Message):
+    __slots__ = ("code", "message", "request_id")
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    code: str
+    message: str
+    request_id: str
+    def __init__(self, code: _Optional[str] = ..., message: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
+
 class PredictStreamChunk(_message.Message):
-    __slots__ = ("request_id", "model_id", "index", "text", "finish_reason", "usage", "model_version", "session_id")
+    __slots__ = ("request_id", "model_id", "index", "text", "finish_reason", "usage", "model_version", "session_id", "error")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     MODEL_ID_FIELD_NUMBER: _ClassVar[int]
     INDEX_FIELD_NUMBER: _ClassVar[int]
@@ -108,6 +118,7 @@ class PredictStreamChunk(_message.Message):
     USAGE_FIELD_NUMBER: _ClassVar[int]
     MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
     request_id: str
     model_id: str
     index: int
@@ -116,7 +127,8 @@ class PredictStreamChunk(_message.Message):
     usage: Usage
     model_version: str
     session_id: str
-    def __init__(self, request_id: _Optional[str] = ..., model_id: _Optional[str] = ..., index: _Optional[int] = ..., text: _Optional[str] = ..., finish_reason: _Optional[str] = ..., usage: _Optional[_Union[Usage, _Mapping]] = ..., model_version: _Optional[str] = ..., session_id: _Optional[str] = ...) -> None: ...
+    error: StreamError
+    def __init__(self, request_id: _Optional[str] = ..., model_id: _Optional[str] = ..., index: _Optional[int] = ..., text: _Optional[str] = ..., finish_reason: _Optional[str] = ..., usage: _Optional[_Union[Usage, _Mapping]] = ..., model_version: _Optional[str] = ..., session_id: _Optional[str] = ..., error: _Optional[_Union[StreamError, _Mapping]] = ...) -> None: ...
 
 class DeidentifyRequest(_message.Message):
     __slots__ = ("text",)

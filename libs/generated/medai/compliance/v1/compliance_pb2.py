@@ -22,26 +22,33 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from medai.common.v1 import inference_pb2 as medai_dot_common_dot_v1_dot_inference__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$medai/compliance/v1/compliance.proto\x12\x13medai.compliance.v1\x1a\x1fmedai/common/v1/inference.proto\"p\n\x13ProxyPredictRequest\x12\'\n\x06\x63\x61ller\x18\x01 \x01(\x0b\x32\x17.medai.common.v1.Caller\x12\x30\n\x07request\x18\x02 \x01(\x0b\x32\x1f.medai.common.v1.PredictRequest\"v\n\x16ProxyDeidentifyRequest\x12\'\n\x06\x63\x61ller\x18\x01 \x01(\x0b\x32\x17.medai.common.v1.Caller\x12\x33\n\x07request\x18\x02 \x01(\x0b\x32\".medai.common.v1.DeidentifyRequest\"|\n\x19ProxyDeleteSessionRequest\x12\'\n\x06\x63\x61ller\x18\x01 \x01(\x0b\x32\x17.medai.common.v1.Caller\x12\x36\n\x07request\x18\x02 \x01(\x0b\x32%.medai.common.v1.DeleteSessionRequest\"\x82\x01\n\x1cProxyListAuditRecordsRequest\x12\'\n\x06\x63\x61ller\x18\x01 \x01(\x0b\x32\x17.medai.common.v1.Caller\x12\x39\n\x07request\x18\x02 \x01(\x0b\x32(.medai.common.v1.ListAuditRecordsRequest\"x\n\x17ProxyVerifyAuditRequest\x12\'\n\x06\x63\x61ller\x18\x01 \x01(\x0b\x32\x17.medai.common.v1.Caller\x12\x34\n\x07request\x18\x02 \x01(\x0b\x32#.medai.common.v1.VerifyAuditRequest2\xe3\x04\n\nCompliance\x12U\n\x07Predict\x12(.medai.compliance.v1.ProxyPredictRequest\x1a .medai.common.v1.PredictResponse\x12`\n\rPredictStream\x12(.medai.compliance.v1.ProxyPredictRequest\x1a#.medai.common.v1.PredictStreamChunk0\x01\x12^\n\nDeidentify\x12+.medai.compliance.v1.ProxyDeidentifyRequest\x1a#.medai.common.v1.DeidentifyResponse\x12g\n\rDeleteSession\x12..medai.compliance.v1.ProxyDeleteSessionRequest\x1a&.medai.common.v1.DeleteSessionResponse\x12p\n\x10ListAuditRecords\x12\x31.medai.compliance.v1.ProxyListAuditRecordsRequest\x1a).medai.common.v1.ListAuditRecordsResponse\x12\x61\n\x0bVerifyAudit\x12,.medai.compliance.v1.ProxyVerifyAuditRequest\x1a$.medai.common.v1.VerifyAuditResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$medai/compliance/v1/compliance.proto\x12\x13medai.compliance.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1fmedai/common/v1/inference.proto\"p\n\x13ProxyPredictRequest\x12\'\n\x06\x63\x61ller\x18\x01 \x01(\x0b\x32\x17.medai.common.v1.Caller\x12\x30\n\x07request\x18\x02 \x01(\x0b\x32\x1f.medai.common.v1.PredictRequest\"v\n\x16ProxyDeidentifyRequest\x12\'\n\x06\x63\x61ller\x18\x01 \x01(\x0b\x32\x17.medai.common.v1.Caller\x12\x33\n\x07request\x18\x02 \x01(\x0b\x32\".medai.common.v1.DeidentifyRequest\"|\n\x19ProxyDeleteSessionRequest\x12\'\n\x06\x63\x61ller\x18\x01 \x01(\x0b\x32\x17.medai.common.v1.Caller\x12\x36\n\x07request\x18\x02 \x01(\x0b\x32%.medai.common.v1.DeleteSessionRequest\"\x82\x01\n\x1cProxyListAuditRecordsRequest\x12\'\n\x06\x63\x61ller\x18\x01 \x01(\x0b\x32\x17.medai.common.v1.Caller\x12\x39\n\x07request\x18\x02 \x01(\x0b\x32(.medai.common.v1.ListAuditRecordsRequest\"x\n\x17ProxyVerifyAuditRequest\x12\'\n\x06\x63\x61ller\x18\x01 \x01(\x0b\x32\x17.medai.common.v1.Caller\x12\x34\n\x07request\x18\x02 \x01(\x0b\x32#.medai.common.v1.VerifyAuditRequest\"\xd8\x01\n\x07Refusal\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x14\n\x0cprincipal_id\x18\x02 \x01(\t\x12\x16\n\x0e\x63laimed_key_id\x18\x03 \x01(\t\x12\x0c\n\x04role\x18\x04 \x01(\t\x12\x16\n\x0e\x63lient_address\x18\x05 \x01(\t\x12\x0e\n\x06\x61\x63tion\x18\x06 \x01(\t\x12\x10\n\x08model_id\x18\x07 \x01(\t\x12\x13\n\x0bstatus_code\x18\x08 \x01(\t\x12.\n\nrefused_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"G\n\x15RecordRefusalsRequest\x12.\n\x08refusals\x18\x01 \x03(\x0b\x32\x1c.medai.compliance.v1.Refusal\"*\n\x16RecordRefusalsResponse\x12\x10\n\x08recorded\x18\x01 \x01(\r2\xce\x05\n\nCompliance\x12U\n\x07Predict\x12(.medai.compliance.v1.ProxyPredictRequest\x1a .medai.common.v1.PredictResponse\x12`\n\rPredictStream\x12(.medai.compliance.v1.ProxyPredictRequest\x1a#.medai.common.v1.PredictStreamChunk0\x01\x12^\n\nDeidentify\x12+.medai.compliance.v1.ProxyDeidentifyRequest\x1a#.medai.common.v1.DeidentifyResponse\x12g\n\rDeleteSession\x12..medai.compliance.v1.ProxyDeleteSessionRequest\x1a&.medai.common.v1.DeleteSessionResponse\x12p\n\x10ListAuditRecords\x12\x31.medai.compliance.v1.ProxyListAuditRecordsRequest\x1a).medai.common.v1.ListAuditRecordsResponse\x12\x61\n\x0bVerifyAudit\x12,.medai.compliance.v1.ProxyVerifyAuditRequest\x1a$.medai.common.v1.VerifyAuditResponse\x12i\n\x0eRecordRefusals\x12*.medai.compliance.v1.RecordRefusalsRequest\x1a+.medai.compliance.v1.RecordRefusalsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'medai.compliance.v1.compliance_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_PROXYPREDICTREQUEST']._serialized_start=94
-  _globals['_PROXYPREDICTREQUEST']._serialized_end=206
-  _globals['_PROXYDEIDENTIFYREQUEST']._serialized_start=208
-  _globals['_PROXYDEIDENTIFYREQUEST']._serialized_end=326
-  _globals['_PROXYDELETESESSIONREQUEST']._serialized_start=328
-  _globals['_PROXYDELETESESSIONREQUEST']._serialized_end=452
-  _globals['_PROXYLISTAUDITRECORDSREQUEST']._serialized_start=455
-  _globals['_PROXYLISTAUDITRECORDSREQUEST']._serialized_end=585
-  _globals['_PROXYVERIFYAUDITREQUEST']._serialized_start=587
-  _globals['_PROXYVERIFYAUDITREQUEST']._serialized_end=707
-  _globals['_COMPLIANCE']._serialized_start=710
-  _globals['_COMPLIANCE']._serialized_end=1321
+  _globals['_PROXYPREDICTREQUEST']._serialized_start=127
+  _globals['_PROXYPREDICTREQUEST']._serialized_end=239
+  _globals['_PROXYDEIDENTIFYREQUEST']._serialized_start=241
+  _globals['_PROXYDEIDENTIFYREQUEST']._serialized_end=359
+  _globals['_PROXYDELETESESSIONREQUEST']._serialized_start=361
+  _globals['_PROXYDELETESESSIONREQUEST']._serialized_end=485
+  _globals['_PROXYLISTAUDITRECORDSREQUEST']._serialized_start=488
+  _globals['_PROXYLISTAUDITRECORDSREQUEST']._serialized_end=618
+  _globals['_PROXYVERIFYAUDITREQUEST']._serialized_start=620
+  _globals['_PROXYVERIFYAUDITREQUEST']._serialized_end=740
+  _globals['_REFUSAL']._serialized_start=743
+  _globals['_REFUSAL']._serialized_end=959
+  _globals['_RECORDREFUSALSREQUEST']._serialized_start=961
+  _globals['_RECORDREFUSALSREQUEST']._serialized_end=1032
+  _globals['_RECORDREFUSALSRESPONSE']._serialized_start=1034
+  _globals['_RECORDREFUSALSRESPONSE']._serialized_end=1076
+  _globals['_COMPLIANCE']._serialized_start=1079
+  _globals['_COMPLIANCE']._serialized_end=1797
 # @@protoc_insertion_point(module_scope)

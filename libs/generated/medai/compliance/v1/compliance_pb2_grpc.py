@@ -65,6 +65,11 @@ class ComplianceStub:
                 request_serializer=medai_dot_compliance_dot_v1_dot_compliance__pb2.ProxyVerifyAuditRequest.SerializeToString,
                 response_deserializer=medai_dot_common_dot_v1_dot_inference__pb2.VerifyAuditResponse.FromString,
                 _registered_method=True)
+        self.RecordRefusals = channel.unary_unary(
+                '/medai.compliance.v1.Compliance/RecordRefusals',
+                request_serializer=medai_dot_compliance_dot_v1_dot_compliance__pb2.RecordRefusalsRequest.SerializeToString,
+                response_deserializer=medai_dot_compliance_dot_v1_dot_compliance__pb2.RecordRefusalsResponse.FromString,
+                _registered_method=True)
 
 
 class ComplianceServicer:
@@ -106,6 +111,13 @@ class ComplianceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RecordRefusals(self, request, context):
+        """Audit records of calls the gateway refused (batched by the gateway).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ComplianceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -138,6 +150,11 @@ def add_ComplianceServicer_to_server(servicer, server):
                     servicer.VerifyAudit,
                     request_deserializer=medai_dot_compliance_dot_v1_dot_compliance__pb2.ProxyVerifyAuditRequest.FromString,
                     response_serializer=medai_dot_common_dot_v1_dot_inference__pb2.VerifyAuditResponse.SerializeToString,
+            ),
+            'RecordRefusals': grpc.unary_unary_rpc_method_handler(
+                    servicer.RecordRefusals,
+                    request_deserializer=medai_dot_compliance_dot_v1_dot_compliance__pb2.RecordRefusalsRequest.FromString,
+                    response_serializer=medai_dot_compliance_dot_v1_dot_compliance__pb2.RecordRefusalsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -302,6 +319,33 @@ class Compliance:
             '/medai.compliance.v1.Compliance/VerifyAudit',
             medai_dot_compliance_dot_v1_dot_compliance__pb2.ProxyVerifyAuditRequest.SerializeToString,
             medai_dot_common_dot_v1_dot_inference__pb2.VerifyAuditResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RecordRefusals(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/medai.compliance.v1.Compliance/RecordRefusals',
+            medai_dot_compliance_dot_v1_dot_compliance__pb2.RecordRefusalsRequest.SerializeToString,
+            medai_dot_compliance_dot_v1_dot_compliance__pb2.RecordRefusalsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -27,7 +27,7 @@ from google.protobuf import empty_pb2 as google_dot_protobuf_dot_empty__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1emedai/monitor/v1/monitor.proto\x12\x10medai.monitor.v1\x1a\x19google/api/httpbody.proto\x1a\x1bgoogle/protobuf/empty.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"J\n\rServiceHealth\x12\x0e\n\x06status\x18\x01 \x01(\t\x12)\n\x05since\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xdc\x01\n\nMeshHealth\x12\x0e\n\x06status\x18\x01 \x01(\t\x12<\n\x08services\x18\x02 \x03(\x0b\x32*.medai.monitor.v1.MeshHealth.ServicesEntry\x12.\n\nchecked_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x1aP\n\rServicesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12.\n\x05value\x18\x02 \x01(\x0b\x32\x1f.medai.monitor.v1.ServiceHealth:\x02\x38\x01\"\x9a\x01\n\nGpuMetrics\x12\r\n\x05index\x18\x01 \x01(\r\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x1b\n\x13utilization_percent\x18\x03 \x01(\x01\x12\x19\n\x11memory_used_bytes\x18\x04 \x01(\x04\x12\x1a\n\x12memory_total_bytes\x18\x05 \x01(\x04\x12\x1b\n\x13temperature_celsius\x18\x06 \x01(\x01\"\xec\x01\n\rSystemMetrics\x12\x13\n\x0b\x63pu_percent\x18\x01 \x01(\x01\x12\x19\n\x11memory_used_bytes\x18\x02 \x01(\x04\x12\x1a\n\x12memory_total_bytes\x18\x03 \x01(\x04\x12\x17\n\x0f\x64isk_used_bytes\x18\x04 \x01(\x04\x12\x18\n\x10\x64isk_total_bytes\x18\x05 \x01(\x04\x12*\n\x04gpus\x18\x06 \x03(\x0b\x32\x1c.medai.monitor.v1.GpuMetrics\x12\x30\n\x0c\x63ollected_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x85\x01\n\x05\x41lert\x12\x0c\n\x04rule\x18\x01 \x01(\t\x12\x10\n\x08severity\x18\x02 \x01(\t\x12\x0f\n\x07summary\x18\x03 \x01(\t\x12\r\n\x05value\x18\x04 \x01(\x01\x12\x11\n\tthreshold\x18\x05 \x01(\x01\x12)\n\x05since\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"=\n\x12ListAlertsResponse\x12\'\n\x06\x61lerts\x18\x01 \x03(\x0b\x32\x17.medai.monitor.v1.Alert2\xa9\x02\n\x07Monitor\x12\x45\n\rGetMeshHealth\x12\x16.google.protobuf.Empty\x1a\x1c.medai.monitor.v1.MeshHealth\x12>\n\x0eGetMeshMetrics\x12\x16.google.protobuf.Empty\x1a\x14.google.api.HttpBody\x12K\n\x10GetSystemMetrics\x12\x16.google.protobuf.Empty\x1a\x1f.medai.monitor.v1.SystemMetrics\x12J\n\nListAlerts\x12\x16.google.protobuf.Empty\x1a$.medai.monitor.v1.ListAlertsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1emedai/monitor/v1/monitor.proto\x12\x10medai.monitor.v1\x1a\x19google/api/httpbody.proto\x1a\x1bgoogle/protobuf/empty.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"J\n\rServiceHealth\x12\x0e\n\x06status\x18\x01 \x01(\t\x12)\n\x05since\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xf1\x01\n\nMeshHealth\x12\x0e\n\x06status\x18\x01 \x01(\t\x12<\n\x08services\x18\x02 \x03(\x0b\x32*.medai.monitor.v1.MeshHealth.ServicesEntry\x12.\n\nchecked_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0bnot_serving\x18\x04 \x03(\t\x1aP\n\rServicesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12.\n\x05value\x18\x02 \x01(\x0b\x32\x1f.medai.monitor.v1.ServiceHealth:\x02\x38\x01\"\x9a\x01\n\nGpuMetrics\x12\r\n\x05index\x18\x01 \x01(\r\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x1b\n\x13utilization_percent\x18\x03 \x01(\x01\x12\x19\n\x11memory_used_bytes\x18\x04 \x01(\x04\x12\x1a\n\x12memory_total_bytes\x18\x05 \x01(\x04\x12\x1b\n\x13temperature_celsius\x18\x06 \x01(\x01\"\xec\x01\n\rSystemMetrics\x12\x13\n\x0b\x63pu_percent\x18\x01 \x01(\x01\x12\x19\n\x11memory_used_bytes\x18\x02 \x01(\x04\x12\x1a\n\x12memory_total_bytes\x18\x03 \x01(\x04\x12\x17\n\x0f\x64isk_used_bytes\x18\x04 \x01(\x04\x12\x18\n\x10\x64isk_total_bytes\x18\x05 \x01(\x04\x12*\n\x04gpus\x18\x06 \x03(\x0b\x32\x1c.medai.monitor.v1.GpuMetrics\x12\x30\n\x0c\x63ollected_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x85\x01\n\x05\x41lert\x12\x0c\n\x04rule\x18\x01 \x01(\t\x12\x10\n\x08severity\x18\x02 \x01(\t\x12\x0f\n\x07summary\x18\x03 \x01(\t\x12\r\n\x05value\x18\x04 \x01(\x01\x12\x11\n\tthreshold\x18\x05 \x01(\x01\x12)\n\x05since\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"=\n\x12ListAlertsResponse\x12\'\n\x06\x61lerts\x18\x01 \x03(\x0b\x32\x17.medai.monitor.v1.Alert2\xa9\x02\n\x07Monitor\x12\x45\n\rGetMeshHealth\x12\x16.google.protobuf.Empty\x1a\x1c.medai.monitor.v1.MeshHealth\x12>\n\x0eGetMeshMetrics\x12\x16.google.protobuf.Empty\x1a\x14.google.api.HttpBody\x12K\n\x10GetSystemMetrics\x12\x16.google.protobuf.Empty\x1a\x1f.medai.monitor.v1.SystemMetrics\x12J\n\nListAlerts\x12\x16.google.protobuf.Empty\x1a$.medai.monitor.v1.ListAlertsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -39,17 +39,17 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SERVICEHEALTH']._serialized_start=141
   _globals['_SERVICEHEALTH']._serialized_end=215
   _globals['_MESHHEALTH']._serialized_start=218
-  _globals['_MESHHEALTH']._serialized_end=438
-  _globals['_MESHHEALTH_SERVICESENTRY']._serialized_start=358
-  _globals['_MESHHEALTH_SERVICESENTRY']._serialized_end=438
-  _globals['_GPUMETRICS']._serialized_start=441
-  _globals['_GPUMETRICS']._serialized_end=595
-  _globals['_SYSTEMMETRICS']._serialized_start=598
-  _globals['_SYSTEMMETRICS']._serialized_end=834
-  _globals['_ALERT']._serialized_start=837
-  _globals['_ALERT']._serialized_end=970
-  _globals['_LISTALERTSRESPONSE']._serialized_start=972
-  _globals['_LISTALERTSRESPONSE']._serialized_end=1033
-  _globals['_MONITOR']._serialized_start=1036
-  _globals['_MONITOR']._serialized_end=1333
+  _globals['_MESHHEALTH']._serialized_end=459
+  _globals['_MESHHEALTH_SERVICESENTRY']._serialized_start=379
+  _globals['_MESHHEALTH_SERVICESENTRY']._serialized_end=459
+  _globals['_GPUMETRICS']._serialized_start=462
+  _globals['_GPUMETRICS']._serialized_end=616
+  _globals['_SYSTEMMETRICS']._serialized_start=619
+  _globals['_SYSTEMMETRICS']._serialized_end=855
+  _globals['_ALERT']._serialized_start=858
+  _globals['_ALERT']._serialized_end=991
+  _globals['_LISTALERTSRESPONSE']._serialized_start=993
+  _globals['_LISTALERTSRESPONSE']._serialized_end=1054
+  _globals['_MONITOR']._serialized_start=1057
+  _globals['_MONITOR']._serialized_end=1354
 # @@protoc_insertion_point(module_scope)

@@ -20,7 +20,7 @@ class ServiceHealth(_message.Message):
     def __init__(self, status: _Optional[str] = ..., since: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class MeshHealth(_message.Message):
-    __slots__ = ("status", "services", "checked_at")
+    __slots__ = ("status", "services", "checked_at", "not_serving")
     class ServicesEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -31,10 +31,12 @@ class MeshHealth(_message.Message):
     STATUS_FIELD_NUMBER: _ClassVar[int]
     SERVICES_FIELD_NUMBER: _ClassVar[int]
     CHECKED_AT_FIELD_NUMBER: _ClassVar[int]
+    NOT_SERVING_FIELD_NUMBER: _ClassVar[int]
     status: str
     services: _containers.MessageMap[str, ServiceHealth]
     checked_at: _timestamp_pb2.Timestamp
-    def __init__(self, status: _Optional[str] = ..., services: _Optional[_Mapping[str, ServiceHealth]] = ..., checked_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    not_serving: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, status: _Optional[str] = ..., services: _Optional[_Mapping[str, ServiceHealth]] = ..., checked_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., not_serving: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class GpuMetrics(_message.Message):
     __slots__ = ("index", "name", "utilization_percent", "memory_used_bytes", "memory_total_bytes", "temperature_celsius")
