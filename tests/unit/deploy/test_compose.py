@@ -125,6 +125,8 @@ def test_compose_env_configures_each_service(name: str, clean_env: pytest.Monkey
         assert re.fullmatch(r"postgresql://medai:[^@]+@postgres:5432/medai", settings.app.database_url)
         assert settings.app.redis_url == "redis://redis:6379/0"
         assert settings.app.secret_key.get_secret_value() == COMPOSE_VARIABLES["APP_SECRET_KEY"]
+    if kind == "monitor":
+        assert settings.extra_metrics == {}, "no supervisor in a container"
     if kind in STORE_USERS:
         assert "APP_SECRET_KEY" in env and "APP_DATABASE_URL" in env, f"{name} needs the shared stores and secret"
     else:

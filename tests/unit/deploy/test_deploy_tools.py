@@ -24,6 +24,7 @@ from libs.deploy.commands import DeployError
 from libs.deploy.compose import ContainerState
 from libs.deploy.images import BuiltImage, local_torch_wheel
 from libs.deploy.requirements import requirements
+from libs.envoy.config import READY_PATH
 from tests.support.edge import running_edge
 from tests.support.http_endpoints import http_endpoint
 from tests.support.ports import free_ports
@@ -267,10 +268,13 @@ def test_prestop_hook_takes_envoy_out_of_readiness(tmp_path: Path) -> None:
     env = {"ENVOY_ADMIN_PORT": str(admin_port)}
     with running_edge(settings, tmp_path):
         assert run_module("libs.deploy.healthcheck", "envoy", env=env, cwd=tmp_path).returncode == 0
+        assert http_status(f"http://127.0.0.1:{port}{READY_PATH}")[0] == 200
         drained = run_module("libs.deploy.edge_drain", "--wait", "0", env=env, cwd=tmp_path)
         assert drained.returncode == 0 and "failing" in drained.stdout
-        # Envoy is DRAINING: /ready answers 503, the readiness probe fails, the pod leaves the endpoints.
+        # Envoy is DRAINING: /ready answers 503 on the admin (the image's probe) and on the edge port
+        # (the pod's readiness probe), so the pod leaves the endpoints.
         assert run_module("libs.deploy.healthcheck", "envoy", env=env, cwd=tmp_path).returncode == 1
+        assert http_status(f"http://127.0.0.1:{port}{READY_PATH}")[0] == 503
     unreachable = run_module("libs.deploy.edge_drain", "--wait", "0", env=env, cwd=tmp_path)
     assert unreachable.returncode == 0 and "not reachable" in unreachable.stdout
 

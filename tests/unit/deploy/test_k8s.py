@@ -9,6 +9,7 @@ import yaml
 
 from libs.config.services import DEFAULT_PORTS
 from libs.deploy import observability
+from libs.envoy.config import READY_PATH
 from tests.unit.deploy.artifacts import (
     EDGE,
     GPU_WORKERS,
@@ -23,7 +24,6 @@ from tests.unit.deploy.artifacts import (
     check_wiring,
     compose_services,
     container,
-    healthcheck_command,
     load_documents,
     pod_labels,
     rendered,
@@ -183,8 +183,10 @@ def test_envoy_leaves_the_service_before_it_stops() -> None:
     wait = float(command[command.index("--wait") + 1])
     grace = deployment["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
     assert wait > 0 and wait + drain_seconds(documents) <= grace
-    # Readiness asks the admin /ready (503 once the preStop hook failed the health checks), failing fast.
-    assert envoy["readinessProbe"]["exec"]["command"] == healthcheck_command(EDGE)
+    # Readiness asks Envoy's GET /ready on the edge port (503 once the preStop hook failed the health
+    # checks), failing fast enough that the pod is out of the endpoints before the wait ends.
+    for probe in ("startupProbe", "readinessProbe"):
+        assert envoy[probe]["httpGet"] == {"path": READY_PATH, "port": "http"}, probe
     assert envoy["readinessProbe"]["failureThreshold"] * envoy["readinessProbe"]["periodSeconds"] < wait
     assert envoy["livenessProbe"]["tcpSocket"]["port"] == 8080
 
@@ -213,6 +215,8 @@ def test_k8s_env_configures_each_service(name: str, clean_env: pytest.MonkeyPatc
     assert ("APP_SECRET_KEY" in env) == (name in STORE_USERS), f"{name}: secret mounted iff needed"
     if name in STORE_USERS:
         assert settings.app.database_url.startswith("postgresql://")
+    if name == "monitor":
+        assert settings.extra_metrics == {}, "no supervisor in a pod"
     if name in WORKERS:
         data = next(v for v in by_kind(documents, "Deployment")[name]["spec"]["template"]["spec"]["volumes"]
                     if v["name"] == "data")
