@@ -146,6 +146,7 @@ def build_all(docker: str, args: argparse.Namespace, report: Report) -> None:
     for target, image in images.MESH_TARGETS.items():
         report.images.append(images.build_target(docker, ROOT, target, image, build_args, logs / f"{target}.log"))
     report.build_seconds = time.monotonic() - started
+    images.prune_replaced_images(docker)
 
 
 # The container whose image has the whole CLI (keys, audit: cryptography) and the audit signing key.

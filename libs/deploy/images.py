@@ -25,6 +25,8 @@ MESH_TARGETS: dict[str, str] = {
     for name in ("envoy", "gateway", "compliance", "monitor", "embedding", "generation", "conversation")
 }
 STORES_IMAGE = "medai-local/stores:bookworm"
+# On every image this tooling builds: what a rebuild leaves untagged is pruned by this label only.
+BUILD_LABEL = "org.medai.built-by=compose-test"
 WHEELHOUSE_IMAGE = "medai-local/wheelhouse:torch-{version}-cpu"
 
 STORES_DOCKERFILE = """\
@@ -70,7 +72,8 @@ class BuiltImage:
 
 def docker_build(docker: str) -> list[str]:
     """`docker build` with BuildKit (RUN --mount), the host's network (no bridge here), plain logs."""
-    return ["env", "DOCKER_BUILDKIT=1", docker, "build", "--network", "host", "--progress", "plain"]
+    return ["env", "DOCKER_BUILDKIT=1", docker, "build", "--network", "host", "--progress", "plain",
+            "--label", BUILD_LABEL]
 
 
 def image_size(docker: str, image: str) -> int:
@@ -128,6 +131,11 @@ def ensure_stores_image(docker: str, base_image: str, work_dir: Path, log_file: 
         run([*docker_build(docker), "--build-arg", f"BASE_IMAGE={base_image}", "-t", STORES_IMAGE, str(context)],
             log_file=log_file, timeout=1800)
     return STORES_IMAGE
+
+
+def prune_replaced_images(docker: str) -> None:
+    """Remove the images earlier builds of this tooling left untagged (a rebuild moves the tag)."""
+    run([docker, "image", "prune", "--force", "--filter", f"label={BUILD_LABEL}"], check=False)
 
 
 def build_target(docker: str, root: Path, target: str, image: str, build_args: dict[str, str],
