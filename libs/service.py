@@ -11,6 +11,7 @@ import grpc
 from libs.config import ServiceSettings
 from libs.logs import configure_logging
 from libs.metrics import serve_metrics
+from libs.process import exit_with_parent
 from libs.rpc.health import HealthReporter
 from libs.rpc.server import serve_until_signalled
 from libs.telemetry import setup_tracing
@@ -33,6 +34,7 @@ class RunningService:
 def run_service(settings: ServiceSettings, start: Callable[[ServiceSettings], Awaitable[RunningService]]) -> None:
     """The body of every `python -m services.<name>`."""
     name = type(settings).service_name
+    exit_with_parent()
     configure_logging(name, settings.app.log_level)
     stop_tracing = setup_tracing(name, settings.telemetry)
     stop_metrics = serve_metrics(settings.host, settings.metrics_port)

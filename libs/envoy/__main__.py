@@ -9,12 +9,14 @@ import os
 from libs.config import EnvoySettings
 from libs.envoy.config import write_config
 from libs.envoy.process import envoy_command
+from libs.process import exit_with_parent
 
 
 def main() -> None:
     settings = EnvoySettings()
     path = write_config(settings, path=settings.config_path.resolve())
     argv = envoy_command(path, settings.base_id)
+    exit_with_parent()  # kept across exec: Envoy stops when its supervisor dies
     os.execv(argv[0], argv)
 
 

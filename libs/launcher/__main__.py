@@ -22,6 +22,7 @@ from libs.config import LauncherSettings
 from libs.launcher.devkey import ensure_dev_key
 from libs.launcher.readiness import wait_until_serving
 from libs.launcher.supervision import programs, read_procfile, render_config
+from libs.process import exit_with_parent
 
 SERVICES = ("gateway", "compliance", "generation", "embedding", "conversation", "monitor")
 CONFIG_NAME = "supervisord.conf"
@@ -78,8 +79,9 @@ class Launcher:
     def run(self) -> int:
         started = time.monotonic()
         config = write_config(self._settings)
+        # Its own session: a terminal's Ctrl-C reaches only us, and we stop it in order. It dies with us.
         self._supervisor = subprocess.Popen([sys.executable, "-m", "supervisor.supervisord", "-c", str(config)],
-                                            start_new_session=True)
+                                            start_new_session=True, preexec_fn=exit_with_parent)
         threading.Thread(target=self._watch_readiness, args=(started, config), daemon=True).start()
         while not self._stop.wait(0.1):
             if self._supervisor.poll() is not None:  # supervisord itself ended (it should not)

@@ -20,6 +20,7 @@ from supervisor import childutils
 from libs.config import LauncherSettings
 from libs.logs import configure_logging
 from libs.metrics import serve_metrics
+from libs.process import exit_with_parent
 
 log = logging.getLogger("libs.launcher.events")
 
@@ -87,6 +88,7 @@ def listen(stdin: TextIO = sys.stdin, stdout: TextIO = sys.stdout) -> None:
 
 
 def main() -> None:
+    exit_with_parent()
     settings = LauncherSettings()
     configure_logging("supervisor", settings.app.log_level)  # to stderr: stdout is the protocol
     stop_metrics = serve_metrics("127.0.0.1", settings.metrics_port)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
 
 
 class TcpProxy:
@@ -44,3 +45,31 @@ async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
             writer.write(data)
             await writer.drain()
     writer.close()
+
+
+class ThreadedTcpProxy:
+    """A TcpProxy on its own event loop thread, for synchronous tests (e.g. against a whole mesh)."""
+
+    def __init__(self, target_host: str, target_port: int) -> None:
+        self._proxy = TcpProxy(target_host, target_port)
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._thread.start()
+
+    @property
+    def port(self) -> int:
+        return self._proxy.port
+
+    def start(self) -> None:
+        """Accept connections (again, on the same port)."""
+        asyncio.run_coroutine_threadsafe(self._proxy.start(), self._loop).result(10)
+
+    def stop(self) -> None:
+        """Refuse new connections and cut every open one."""
+        asyncio.run_coroutine_threadsafe(self._proxy.stop(), self._loop).result(10)
+
+    def close(self) -> None:
+        self.stop()
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
+        self._loop.close()

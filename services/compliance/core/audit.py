@@ -103,6 +103,7 @@ class AuditLog:
         self._verifier = verifier
         self._store: AuditStore | None = None
         self._lock = asyncio.Lock()
+        self._connecting = asyncio.Lock()
         self._spooled = len(spool.read())
         self._retry_at = 0.0
         self._closing: set[asyncio.Future] = set()
@@ -154,8 +155,10 @@ class AuditLog:
 
     async def replay(self) -> int:
         """Append spooled events to the chain in order; how many were replayed (0 if the database is away)."""
+        if not await self._connected():  # not under the write lock: connecting may take the whole timeout
+            return 0
         async with self._lock:
-            if not await self._connected():
+            if self._store is None:
                 return 0
             events = self._spool.read()
             if not events:
@@ -233,13 +236,16 @@ class AuditLog:
     async def _connected(self) -> bool:
         if self._store is not None:
             return True
-        if time.monotonic() < self._retry_at:
-            return False
-        try:
-            self._store = await self._open_store()
-        except Exception as error:
-            self._database_down(error)
-            return False
+        async with self._connecting:
+            if self._store is not None:
+                return True
+            if time.monotonic() < self._retry_at:
+                return False
+            try:
+                self._store = await self._open_store()
+            except Exception as error:
+                self._database_down(error)
+                return False
         return True
 
     def _database_down(self, error: BaseException) -> None:

@@ -1,6 +1,8 @@
 """Authentication (API key -> principal, briefly cached) and authorisation (permissions as data)."""
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 import logging
 import time
@@ -33,8 +35,9 @@ class KeyRefused(Unauthenticated):
 class KeyCachePolicy:
     """How long an answer of the key store is trusted: fresh for `ttl_seconds` (a revoked key is refused
     within that time), and, while the store does not answer, still used for up to `stale_seconds`
-    (known keys keep working, known-bad ones stay refused). After a store failure the store is asked
-    again at most every `retry_seconds`, so an outage does not slow every call down."""
+    (known keys keep working, known-bad ones stay refused). After a store failure, calls with a known
+    key are answered at once from what was known while the store is asked again in the background,
+    at most every `retry_seconds`; an unknown key then waits for the store (UNAVAILABLE if it fails)."""
 
     ttl_seconds: float = 1.0
     stale_seconds: float = 300.0
@@ -58,7 +61,9 @@ class Authenticator:
         self._role_limits = role_limits or (lambda role: RateLimits())
         self._clock = clock
         self._cache: OrderedDict[bytes, _Answer] = OrderedDict()
+        self._store_down = False
         self._store_down_until = float("-inf")
+        self._probe: asyncio.Future[None] | None = None
 
     async def authenticate(self, authorization: str | None) -> Principal:
         plaintext = _bearer_token(authorization)
@@ -75,18 +80,38 @@ class Authenticator:
         if cached is not None and now - cached.looked_up_at < self._policy.ttl_seconds:
             return cached.principal
         usable = cached is not None and now - cached.looked_up_at < self._policy.stale_seconds
-        if usable and now < self._store_down_until:
+        if usable and self._store_down:
+            # The store failed lately: answer from what we knew, and ask it again in the background
+            # (at most one question at a time, every retry_seconds), so no call waits on a dead database.
+            if now >= self._store_down_until and self._probe is None:
+                self._probe = asyncio.ensure_future(self._probe_store(plaintext, digest))
             return cached.principal
         try:
-            principal = await self._lookup(plaintext)
+            return await self._looked_up(plaintext, digest)
         except StoreUnavailable:
-            self._store_down_until = now + self._policy.retry_seconds
             if not usable:
                 raise
             log.warning("API key store unavailable: using the key's last known state")
             return cached.principal
-        self._remember(digest, _Answer(principal, now))
+
+    async def _looked_up(self, plaintext: str, digest: bytes) -> Principal | None:
+        """The store's answer, remembered; a store failure opens the circuit for retry_seconds."""
+        try:
+            principal = await self._lookup(plaintext)
+        except StoreUnavailable:
+            self._store_down = True
+            self._store_down_until = self._clock() + self._policy.retry_seconds
+            raise
+        self._store_down = False
+        self._remember(digest, _Answer(principal, self._clock()))
         return principal
+
+    async def _probe_store(self, plaintext: str, digest: bytes) -> None:
+        try:
+            with contextlib.suppress(StoreUnavailable):
+                await self._looked_up(plaintext, digest)
+        finally:
+            self._probe = None
 
     async def _lookup(self, plaintext: str) -> Principal | None:
         key = await self._keys.authenticate(plaintext)

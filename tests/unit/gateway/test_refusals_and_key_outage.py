@@ -2,6 +2,7 @@
 the key store is down (a refused key stays refused); an unknown key then answers UNAVAILABLE, fast."""
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass, field
 
@@ -163,3 +164,27 @@ def test_refusal_records_stop_at_the_total_cap():
     for number in range(20):
         audit.record(refusal(f"10.0.0.{number}"))
     assert audit.pending == 7
+
+
+async def test_during_an_outage_the_store_is_asked_again_in_the_background_never_on_the_call(key_store):
+    keys = FlakyKeys(key_store)
+    now = [100.0]
+    auth = Authenticator(keys, KeyCachePolicy(ttl_seconds=1, stale_seconds=300, retry_seconds=1),
+                         clock=lambda: now[0])
+    key, good = await key_store.create(name="good", role="admin")
+    await auth.authenticate(f"Bearer {good}")
+    keys.down, now[0] = True, now[0] + 5
+    await auth.authenticate(f"Bearer {good}")  # the failure that opens the circuit
+    asked = keys.lookups
+    now[0] += 2  # past retry_seconds: the next call is answered at once and the store probed meanwhile
+    assert (await auth.authenticate(f"Bearer {good}")).key_id == key.key_id
+    assert keys.lookups == asked
+    await asyncio.sleep(0.01)
+    assert keys.lookups == asked + 1  # the probe ran, and failed
+    keys.down, now[0] = False, now[0] + 2
+    await auth.authenticate(f"Bearer {good}")
+    await asyncio.sleep(0.01)  # this probe succeeds and closes the circuit
+    await key_store.revoke(key.key_id)
+    now[0] += 2
+    with pytest.raises(Unauthenticated):
+        await auth.authenticate(f"Bearer {good}")  # the store answers on the call again: revocation holds
