@@ -67,6 +67,9 @@ def test_every_process_is_built_from_its_own_target_and_hardened(process: str) -
     assert service["read_only"] is True and service["cap_drop"] == ["ALL"]
     assert "no-new-privileges:true" in service["security_opt"]
     assert "user" not in service, "the image's non-root user"
+    # The process is PID 1 and drains on SIGTERM itself; under an init, exit_with_parent would see
+    # PID 1 as its parent and stop the service at once.
+    assert not service.get("init"), f"{process} must run without an init process"
     assert any(str(mount).startswith("/tmp") for mount in service["tmpfs"])
     state = [m for m in [*service["tmpfs"], *service.get("volumes", [])] if "/app/.medai" in str(m)]
     assert state, f"{process}: APP_STATE_DIR must be writable on a read-only root"
