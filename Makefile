@@ -10,7 +10,7 @@ STAMP       := $(VENV)/.installed
 # Environment every local process gets: quiet gRPC core, no tokenizer fork warnings.
 RUN_ENV     := PATH="$(CURDIR)/$(BIN):$$PATH" GRPC_VERBOSITY=ERROR TOKENIZERS_PARALLELISM=false PYTHONUNBUFFERED=1
 
-.PHONY: install run test lint protos protos-check bench clean
+.PHONY: install run test lint protos protos-check bench compose-test k8s-observability clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,16 @@ protos-check: install
 
 bench: install
 	$(RUN_ENV) $(BIN)/python -m bench
+
+# Build the images here, start docker-compose.yml (host-network override), check it through Envoy,
+# tear it all down (installs docker.io, debootstrap, docker-compose when missing; starts dockerd if none runs).
+# COMPOSE_TEST_ARGS: e.g. --compose v2, --fresh (cold: no images, base image from debootstrap).
+compose-test: install
+	$(RUN_ENV) $(BIN)/python -m libs.deploy.compose_test --torch-version $(patsubst torch==%,%,$(TORCH_SPEC)) $(COMPOSE_TEST_ARGS)
+
+# Copy the Prometheus rules and Grafana dashboards of libs/observability into k8s/base/observability.
+k8s-observability: install
+	$(BIN)/python -m libs.deploy.observability
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

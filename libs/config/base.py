@@ -69,6 +69,9 @@ class ModelSettings(BaseSettings):
     use_quantization: bool = False
     quantization_type: Literal["8bit", "4bit"] = "8bit"
     cache_dir: Path = Path("data/models")
+    # Bytes the converted models in cache_dir may take; past it, least recently used entries that no
+    # running process holds are removed. 0: no cap.
+    cache_max_bytes: int = Field(default=0, ge=0)
     allow_pickle: bool = False
     trust_remote_code: bool = False
 

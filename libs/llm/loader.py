@@ -83,7 +83,7 @@ def _quiet_bitsandbytes() -> None:
 def load_model(source: str, revision: str, settings: ModelSettings) -> LoadedModel:
     """Resolve, convert when needed (once, cached), and load onto the selected device. Blocking."""
     started = time.perf_counter()
-    cache = ModelCache(settings.cache_dir)
+    cache = ModelCache(settings.cache_dir, settings.cache_max_bytes)
     options = SourceOptions(revision=revision, hub_cache_dir=settings.cache_dir / "hub",
                             trust_remote_code=settings.trust_remote_code)
     resolved = resolve_source(source, options)
