@@ -1,4 +1,4 @@
-"""Generate the Python stubs and the Envoy descriptor set from `protos/` (`make protos`).
+"""Generate the Python stubs, the Envoy descriptor set and the OpenAPI document from `protos/` (`make protos`).
 
 The output tree matches the proto package path (`medai/<area>/v1/`), so the generated
 imports (`from medai.common.v1 import ...`) resolve without patching.
@@ -6,6 +6,7 @@ imports (`from medai.common.v1 import ...`) resolve without patching.
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import sys
 import tempfile
@@ -13,12 +14,16 @@ from pathlib import Path
 
 import grpc_tools
 from google.api import annotations_pb2
+from google.protobuf import descriptor_pb2
 from grpc_tools import protoc
+
+from libs import openapi
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 PROTO_ROOT = PROJECT_ROOT / "protos"
 OUTPUT_ROOT = PROJECT_ROOT / "libs" / "generated"
 DESCRIPTOR_NAME = "medai_descriptor.pb"
+OPENAPI_NAME = "openapi.json"
 
 _GOOGLEAPIS_ROOT = Path(annotations_pb2.__file__).resolve().parent.parent.parent
 _WELL_KNOWN_ROOT = Path(grpc_tools.__file__).resolve().parent / "_proto"
@@ -49,6 +54,18 @@ def generate(output_root: Path) -> None:
         raise SystemExit("protoc failed")
     for module in output_root.rglob("*.py"):
         _mark_packages(module.parent, output_root)
+    _write_openapi(base_args=args[:4], files=files, target=output_root / OPENAPI_NAME)
+
+
+def _write_openapi(base_args: list[str], files: list[str], target: Path) -> None:
+    """The OpenAPI document, from a descriptor set with comments (source info)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        described = Path(tmp) / "described.pb"
+        if protoc.main([*base_args, "--include_imports", "--include_source_info",
+                        f"--descriptor_set_out={described}", *files]) != 0:
+            raise SystemExit("protoc failed")
+        document = openapi.build_document(descriptor_pb2.FileDescriptorSet.FromString(described.read_bytes()))
+    target.write_text(json.dumps(document, indent=2, sort_keys=False) + "\n", encoding="utf-8")
 
 
 def _mark_packages(directory: Path, output_root: Path) -> None:
@@ -65,6 +82,7 @@ def regenerate() -> None:
         shutil.rmtree(OUTPUT_ROOT / "medai", ignore_errors=True)
         shutil.copytree(Path(tmp) / "medai", OUTPUT_ROOT / "medai")
         shutil.copy2(Path(tmp) / DESCRIPTOR_NAME, OUTPUT_ROOT / DESCRIPTOR_NAME)
+        shutil.copy2(Path(tmp) / OPENAPI_NAME, OUTPUT_ROOT / OPENAPI_NAME)
 
 
 def drift(against: Path = OUTPUT_ROOT) -> list[str]:

@@ -16,6 +16,7 @@ from libs.config import EnvoySettings
 DESCRIPTOR_PATH = Path(__file__).resolve().parent.parent / "generated" / "medai_descriptor.pb"
 PUBLIC_SERVICE = "medai.gateway.v1.Gateway"
 OPENAI_SERVICE = "medai.gateway.v1.OpenAI"
+MAX_RESPONSE_BYTES = 8 * 1024 * 1024
 PUBLIC_SERVICES = (PUBLIC_SERVICE, OPENAI_SERVICE)
 # OpenAI create calls whose "stream": true body is sent to their streaming form (path + ":stream").
 OPENAI_STREAMABLE_PATHS = ("/v1/chat/completions", "/v1/completions")
@@ -352,6 +353,8 @@ def _transcoder_filter(settings: EnvoySettings, descriptor_path: Path) -> Json:
                 "reject_unknown_query_parameters": True,
             },
             "max_request_body_size": settings.max_request_bytes,
+            # Unary answers are transcoded whole; the largest is the Swagger UI's script (about 1 MB).
+            "max_response_body_size": MAX_RESPONSE_BYTES,
         },
     }
 

@@ -109,6 +109,7 @@ class Launcher:
 
 
 def main() -> int:
+    exit_with_parent()  # whoever started `make run` going away (a killed terminal, test) stops the mesh too
     settings = LauncherSettings()
     settings.app.data_dir.mkdir(parents=True, exist_ok=True)
     key_path, created = asyncio.run(ensure_dev_key(settings.app))

@@ -13,6 +13,7 @@ from libs.validation import GenerationParams
 from medai.common.v1 import inference_pb2, models_pb2
 from medai.compliance.v1 import compliance_pb2
 from medai.monitor.v1 import monitor_pb2
+from services.gateway.core.docs import Document
 from services.gateway.core.model import (
     Caller,
     CallMetadata,
@@ -174,3 +175,7 @@ def mesh_health_from_pb(message: monitor_pb2.MeshHealth) -> MeshHealth:
 
 def metrics_body(text: str) -> httpbody_pb2.HttpBody:
     return httpbody_pb2.HttpBody(content_type=PROMETHEUS_CONTENT_TYPE, data=text.encode())
+
+
+def http_body(document: Document) -> httpbody_pb2.HttpBody:
+    return httpbody_pb2.HttpBody(content_type=document.content_type, data=document.data)

@@ -19,6 +19,7 @@ from services.gateway import mapper
 from services.gateway.clients import ComplianceClient, MonitorClient
 from services.gateway.core.auth import Authenticator, KeyCachePolicy
 from services.gateway.core.catalog import ModelCatalog
+from services.gateway.core.docs import ApiDocs
 from services.gateway.core.gateway import Gateway, GatewayLimits
 from services.gateway.core.model import RateLimits, ServiceStatus
 from services.gateway.core.openai import OpenAIApi
@@ -46,6 +47,7 @@ class GatewayDeps:
     compliance: ComplianceClient
     monitor: MonitorClient
     refusals: RefusalAudit
+    docs: ApiDocs
 
     async def close(self) -> None:
         await self.gateway.close()
@@ -82,12 +84,12 @@ async def build_deps(settings: GatewaySettings) -> GatewayDeps:
                                                            settings.refusal_audit_total_per_minute))
     gateway = Gateway(authenticator, ModelCatalog(compliance, settings.catalog_ttl_seconds), compliance, monitor,
                       limits, ServiceStatus("SERVING", time.time()), quotas, refusals)
-    return GatewayDeps(gateway, HealthReporter(SERVICE_NAMES), keys, db, compliance, monitor, refusals)
+    return GatewayDeps(gateway, HealthReporter(SERVICE_NAMES), keys, db, compliance, monitor, refusals, ApiDocs())
 
 
 def create_server(settings: GatewaySettings, deps: GatewayDeps) -> tuple[grpc.aio.Server, int]:
     def register(server: grpc.aio.Server) -> None:
-        gateway_pb2_grpc.add_GatewayServicer_to_server(GatewayServicer(deps.gateway), server)
+        gateway_pb2_grpc.add_GatewayServicer_to_server(GatewayServicer(deps.gateway, deps.docs), server)
         openai_pb2_grpc.add_OpenAIServicer_to_server(OpenAIServicer(OpenAIApi(deps.gateway)), server)
 
     return new_server(settings, deps.health, SERVICE_NAMES, register, ERROR_PRESENTERS)

@@ -3,12 +3,14 @@ from __future__ import annotations
 
 from medai.gateway.v1 import gateway_pb2_grpc
 from services.gateway import mapper
+from services.gateway.core.docs import ApiDocs
 from services.gateway.core.gateway import Gateway
 
 
 class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
-    def __init__(self, gateway: Gateway) -> None:
+    def __init__(self, gateway: Gateway, docs: ApiDocs) -> None:
         self._gateway = gateway
+        self._docs = docs
 
     async def GetHealth(self, request, context):
         return mapper.mesh_health_to_pb(await self._gateway.health())
@@ -45,3 +47,12 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
 
     async def VerifyAudit(self, request, context):
         return await self._gateway.verify_audit(mapper.call_metadata(context))
+
+    async def GetOpenApi(self, request, context):
+        return mapper.http_body(self._docs.openapi())
+
+    async def GetDocs(self, request, context):
+        return mapper.http_body(self._docs.page())
+
+    async def GetDocsAsset(self, request, context):
+        return mapper.http_body(self._docs.asset(request.name))

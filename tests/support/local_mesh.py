@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from libs.process import exit_with_parent
 from tests.support.ports import free_ports
 from tests.support.processes import kill_all, wait_for_no_processes
 
@@ -111,8 +112,10 @@ def running_mesh(state_dir: Path, data_dir: Path, extra_env: dict[str, str] | No
     afterwards SIGTERM, and every process it started is gone (killed if need be)."""
     ports, marker = MeshPorts.allocate(), uuid.uuid4().hex
     env = mesh_environment(ports, state_dir, data_dir, marker) | (extra_env or {})
+    # The mesh stops if this process dies (make, then the launcher, get SIGTERM from their parent's death).
     process = subprocess.Popen(["make", "--no-print-directory", "run"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT, text=True, start_new_session=True)
+                               stderr=subprocess.STDOUT, text=True, start_new_session=True,
+                               preexec_fn=exit_with_parent)
     mesh = LocalMesh(process, ports, state_dir, marker)
     try:
         mesh.ready.wait(timeout)

@@ -252,6 +252,8 @@ class ComplianceProxy:
         async with self._audit(caller, "audit.list"):
             if limit < 0 or after_sequence < 0:
                 raise InvalidInput("must not be negative", field="limit" if limit < 0 else "after_sequence")
+            if after_sequence > MAX_SEQUENCE:
+                raise InvalidInput(f"must be at most {MAX_SEQUENCE}", field="after_sequence")
             if request_id and not _PURPOSE.match(request_id):
                 raise InvalidInput("is not a request id", field="request_id")
             log = self._audit_log()
@@ -325,6 +327,8 @@ class ComplianceProxy:
 
 
 _PURPOSE = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+# Audit sequence numbers are 64-bit signed in the databases.
+MAX_SEQUENCE = 2**63 - 1
 
 
 def _outputs(answer: Answer, *, single: bool) -> Outputs:

@@ -7,6 +7,7 @@ from google.api import httpbody_pb2 as google_dot_api_dot_httpbody__pb2
 from google.protobuf import empty_pb2 as google_dot_protobuf_dot_empty__pb2
 from medai.common.v1 import inference_pb2 as medai_dot_common_dot_v1_dot_inference__pb2
 from medai.common.v1 import models_pb2 as medai_dot_common_dot_v1_dot_models__pb2
+from medai.gateway.v1 import gateway_pb2 as medai_dot_gateway_dot_v1_dot_gateway__pb2
 from medai.monitor.v1 import monitor_pb2 as medai_dot_monitor_dot_v1_dot_monitor__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
@@ -93,6 +94,21 @@ class GatewayStub:
                 request_serializer=medai_dot_common_dot_v1_dot_inference__pb2.VerifyAuditRequest.SerializeToString,
                 response_deserializer=medai_dot_common_dot_v1_dot_inference__pb2.VerifyAuditResponse.FromString,
                 _registered_method=True)
+        self.GetOpenApi = channel.unary_unary(
+                '/medai.gateway.v1.Gateway/GetOpenApi',
+                request_serializer=google_dot_protobuf_dot_empty__pb2.Empty.SerializeToString,
+                response_deserializer=google_dot_api_dot_httpbody__pb2.HttpBody.FromString,
+                _registered_method=True)
+        self.GetDocs = channel.unary_unary(
+                '/medai.gateway.v1.Gateway/GetDocs',
+                request_serializer=google_dot_protobuf_dot_empty__pb2.Empty.SerializeToString,
+                response_deserializer=google_dot_api_dot_httpbody__pb2.HttpBody.FromString,
+                _registered_method=True)
+        self.GetDocsAsset = channel.unary_unary(
+                '/medai.gateway.v1.Gateway/GetDocsAsset',
+                request_serializer=medai_dot_gateway_dot_v1_dot_gateway__pb2.GetDocsAssetRequest.SerializeToString,
+                response_deserializer=google_dot_api_dot_httpbody__pb2.HttpBody.FromString,
+                _registered_method=True)
 
 
 class GatewayServicer:
@@ -167,6 +183,27 @@ class GatewayServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetOpenApi(self, request, context):
+        """The OpenAPI 3.1 document of every HTTP route (generated from these protos); no API key needed.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetDocs(self, request, context):
+        """Swagger UI for the OpenAPI document, served by the mesh itself; no API key needed.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetDocsAsset(self, request, context):
+        """The Swagger UI page's scripts and styles; no API key needed.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_GatewayServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -224,6 +261,21 @@ def add_GatewayServicer_to_server(servicer, server):
                     servicer.VerifyAudit,
                     request_deserializer=medai_dot_common_dot_v1_dot_inference__pb2.VerifyAuditRequest.FromString,
                     response_serializer=medai_dot_common_dot_v1_dot_inference__pb2.VerifyAuditResponse.SerializeToString,
+            ),
+            'GetOpenApi': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetOpenApi,
+                    request_deserializer=google_dot_protobuf_dot_empty__pb2.Empty.FromString,
+                    response_serializer=google_dot_api_dot_httpbody__pb2.HttpBody.SerializeToString,
+            ),
+            'GetDocs': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetDocs,
+                    request_deserializer=google_dot_protobuf_dot_empty__pb2.Empty.FromString,
+                    response_serializer=google_dot_api_dot_httpbody__pb2.HttpBody.SerializeToString,
+            ),
+            'GetDocsAsset': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetDocsAsset,
+                    request_deserializer=medai_dot_gateway_dot_v1_dot_gateway__pb2.GetDocsAssetRequest.FromString,
+                    response_serializer=google_dot_api_dot_httpbody__pb2.HttpBody.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -523,6 +575,87 @@ class Gateway:
             '/medai.gateway.v1.Gateway/VerifyAudit',
             medai_dot_common_dot_v1_dot_inference__pb2.VerifyAuditRequest.SerializeToString,
             medai_dot_common_dot_v1_dot_inference__pb2.VerifyAuditResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetOpenApi(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/medai.gateway.v1.Gateway/GetOpenApi',
+            google_dot_protobuf_dot_empty__pb2.Empty.SerializeToString,
+            google_dot_api_dot_httpbody__pb2.HttpBody.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetDocs(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/medai.gateway.v1.Gateway/GetDocs',
+            google_dot_protobuf_dot_empty__pb2.Empty.SerializeToString,
+            google_dot_api_dot_httpbody__pb2.HttpBody.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetDocsAsset(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/medai.gateway.v1.Gateway/GetDocsAsset',
+            medai_dot_gateway_dot_v1_dot_gateway__pb2.GetDocsAssetRequest.SerializeToString,
+            google_dot_api_dot_httpbody__pb2.HttpBody.FromString,
             options,
             channel_credentials,
             insecure,
