@@ -38,6 +38,7 @@ from services.compliance.core.phi.geography import (
 )
 from services.compliance.core.phi.identifiers import (
     AnyFormSsnRecognizer,
+    CuedIdentifierRecognizer,
     LabelledIdentifierRecognizer,
     ShapedIdentifierRecognizer,
 )
@@ -104,7 +105,7 @@ ADDITIONS: tuple[RecognizerFactory, ...] = tuple(
         NameGazetteerRecognizer, TownGazetteerRecognizer, WebAddressRecognizer, SubjectNameRecognizer,
         LowerCaseNameRecognizer, NameLineRecognizer, SpeakerLabelRecognizer, CountryPostcodeRecognizer,
         CuedPlaceRecognizer, NameListRecognizer, NameShapedOrgRecognizer, EuropeanStreetRecognizer,
-        PostalBlockRecognizer,
+        PostalBlockRecognizer, CuedIdentifierRecognizer,
     )
 )
 

@@ -67,6 +67,12 @@ MONTH_AND_DAY_WORDS = _words("""
 january february march april june july august september october november december jan feb mar apr jun jul aug
 sep sept oct nov dec monday tuesday wednesday thursday friday saturday sunday today yesterday tomorrow tonight
 """)
+# Letter runs of clinical terms written with digits ("COVID-19", "HbA1c", "BRCA1", "HLA-B27", "CD4"): a value
+# after an identifier cue made of these and a few digits is no identifier.
+CODE_WORDS = _words("""
+covid sars cov hba brca cd hla dm hpv hsv ebv cmv ige igg igm iga ft vit apgar curb phq gad ecog nyha gcs nihss bi
+rads tnm cin gleason her egfr alk ros kras braf jak il tnf icd cpt mmse moca chads vasc abcd spo fio pao paco
+""")
 
 # Words of everyday talk and clinical notes missing from the general lists below: interjections that open
 # a sentence, relatives and roles, places of care, contact labels, specialties.
