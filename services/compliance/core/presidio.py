@@ -1,8 +1,8 @@
 """The Presidio `Deidentifier`: Presidio's analyzer over a spaCy model, built once at startup.
 
 The texts of a batch (one request's, or several concurrent requests' gathered by the batcher)
-go through spaCy's `nlp.pipe` together; recognizers then run per text, and found values are
-propagated to their other occurrences in the same text.
+go through spaCy's `nlp.pipe` together; recognizers then run per text, found names grow over the name
+words beside them, and found values are propagated to their other occurrences in the same text.
 """
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from presidio_analyzer import AnalyzerEngine, BatchAnalyzerEngine
 from presidio_analyzer.nlp_engine import NerModelConfiguration, NlpArtifacts, SpacyNlpEngine
 from spacy.tokens import Doc
 
+from services.compliance.core.phi.growth import grow_names
 from services.compliance.core.phi.propagation import propagate
 from services.compliance.core.recognizers import (
     LANGUAGE,
@@ -41,8 +42,10 @@ NER_MODEL_CONFIGURATION = {
 # text instead: Presidio's enhancer compares by substring) and the attribute ruler (proper nouns are
 # read from the tagger's fine-grained tags). Together about a fifth of spaCy's time per note.
 SPACY_EXCLUDE = ("parser", "lemmatizer", "attribute_ruler")
-# Propagation only spreads values at least this sure (the policy's threshold is applied later).
+# Propagation only spreads values at least this sure (the policy's threshold is applied later); names
+# this sure grow over the name words beside them.
 PROPAGATION_THRESHOLD = 0.5
+GROWTH_THRESHOLD = 0.5
 
 
 @dataclass(frozen=True)
@@ -86,7 +89,7 @@ class PresidioDeidentifier:
         texts = list(texts)
         results = self._batch.analyze_iterator(texts, language=LANGUAGE, batch_size=max(1, len(texts)))
         return [
-            propagate(text, [DetectedEntity(r.entity_type, r.start, r.end, float(r.score)) for r in found],
-                      PROPAGATION_THRESHOLD)
+            propagate(text, grow_names(text, [DetectedEntity(r.entity_type, r.start, r.end, float(r.score))
+                                              for r in found], GROWTH_THRESHOLD), PROPAGATION_THRESHOLD)
             for text, found in zip(texts, results, strict=True)
         ]

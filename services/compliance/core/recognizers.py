@@ -49,7 +49,11 @@ from services.compliance.core.phi.names import (
     SubjectNameRecognizer,
     TitledNameRecognizer,
 )
-from services.compliance.core.phi.ner import ClinicalSpacyRecognizer, NameShapedOrgRecognizer
+from services.compliance.core.phi.ner import (
+    ClinicalSpacyRecognizer,
+    NameShapedOrgRecognizer,
+    ProperNounNameRecognizer,
+)
 
 LANGUAGE = "en"
 # Country-specific recognizers to load (US identifiers: SSN, ITIN, passport, driver licence, bank).
@@ -105,7 +109,7 @@ ADDITIONS: tuple[RecognizerFactory, ...] = tuple(
         NameGazetteerRecognizer, TownGazetteerRecognizer, WebAddressRecognizer, SubjectNameRecognizer,
         LowerCaseNameRecognizer, NameLineRecognizer, SpeakerLabelRecognizer, CountryPostcodeRecognizer,
         CuedPlaceRecognizer, NameListRecognizer, NameShapedOrgRecognizer, EuropeanStreetRecognizer,
-        PostalBlockRecognizer, CuedIdentifierRecognizer,
+        PostalBlockRecognizer, CuedIdentifierRecognizer, ProperNounNameRecognizer,
     )
 )
 
