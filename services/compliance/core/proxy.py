@@ -21,10 +21,11 @@ from libs.validation import validate_inputs
 from services.compliance.core.audit import AuditLog, Digester
 from services.compliance.core.auditing import PayloadSealer, RequestAudit
 from services.compliance.core.cache import ResponseCache
-from services.compliance.core.deidentify import PlaceholderMap, Redactor, reidentify
+from services.compliance.core.deidentify import PlaceholderMap, Redactor
 from services.compliance.core.handlers import Answer, ModelCall, ModelHandler
 from services.compliance.core.ports import ConversationClient
 from services.compliance.core.registry import ModelRegistry, Route
+from services.compliance.core.reidentification import StreamRestorer, reidentify
 from services.compliance.core.session_placeholders import SessionPlaceholders
 from services.compliance.core.streaming import StreamRedactor
 from services.compliance.core.types import (
@@ -173,7 +174,8 @@ class ComplianceProxy:
             guards = self._safeguards
             window = StreamRedactor(self._redactor, prepared.placeholders, max_hold_chars=guards.stream_holdback_chars,
                                     min_release_chars=guards.stream_min_release_chars) if self._redact_outputs else None
-            restore = prepared.placeholders.supplied if REIDENTIFY_PERMISSION in caller.permissions else None
+            restore = StreamRestorer(prepared.placeholders.supplied) \
+                if REIDENTIFY_PERMISSION in caller.permissions else None
             model_version = route.info.model_version
             index, session_id, delivered = 0, "", []
             async for piece in prepared.handler.stream(prepared.call):
@@ -185,7 +187,7 @@ class ComplianceProxy:
                     if chunk.finish_reason is not None:
                         text += await window.finish()
                 if restore is not None:
-                    text = reidentify(text, restore)
+                    text = restore.feed(text) + (restore.finish() if chunk.finish_reason is not None else "")
                 if not text and chunk.finish_reason is None and chunk.usage is None:
                     continue
                 delivered.append(text)
