@@ -13,7 +13,7 @@ from pathlib import Path
 
 import psutil
 
-from bench import deidentify_latency, embedding, foundation, gateway, llm, phi_accuracy, reidentification
+from bench import cpu, deidentify_latency, embedding, foundation, gateway, llm, phi_accuracy, reidentification
 
 BENCHMARKS: dict[str, Callable[[], dict]] = {
     "foundation": foundation.run,
@@ -23,6 +23,7 @@ BENCHMARKS: dict[str, Callable[[], dict]] = {
     "llm": llm.run,
     "gateway": gateway.run,
     "reidentification": reidentification.run,
+    "cpu": cpu.run,
 }
 RESULTS = Path(__file__).resolve().parent / "results"
 # A benchmark's figures may carry lines of Markdown (tables, a profile) shown above its JSON in report.md.
