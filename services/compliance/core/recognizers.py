@@ -16,7 +16,12 @@ from presidio_analyzer import EntityRecognizer, RecognizerRegistry
 from presidio_analyzer.nlp_engine import NlpEngine
 from presidio_analyzer.predefined_recognizers import EmailRecognizer
 
-from services.compliance.core.phi.contact import PhoneFaxRecognizer, WebAddressRecognizer, WindowedPhoneRecognizer
+from services.compliance.core.phi.contact import (
+    PhoneFaxRecognizer,
+    WebAddressRecognizer,
+    WindowedPhoneRecognizer,
+    WindowedUrlRecognizer,
+)
 from services.compliance.core.phi.dates import AgeOver89Recognizer, ClinicalDateRecognizer
 from services.compliance.core.phi.gazetteers import (
     CountryPostcodeRecognizer,
@@ -94,6 +99,8 @@ REPLACEMENTS: dict[str, RecognizerFactory] = {
     "UsSsnRecognizer": lambda context: AnyFormSsnRecognizer(context.language),
     # The same phonenumbers matching, on digit runs only (the stock one scans the whole text per region).
     "PhoneRecognizer": lambda context: WindowedPhoneRecognizer(supported_language=context.language),
+    # The same URL patterns, on the runs of text that hold a domain only (the stock one scans every text whole).
+    "UrlRecognizer": lambda context: WindowedUrlRecognizer(supported_language=context.language),
     # Every written date form with its time of day; bare years and weekdays are not PHI.
     "DateRecognizer": lambda context: ClinicalDateRecognizer(context.language),
 }

@@ -6,7 +6,7 @@ import re
 
 from presidio_analyzer import EntityRecognizer, RecognizerResult
 from presidio_analyzer.nlp_engine import NlpArtifacts
-from presidio_analyzer.predefined_recognizers import PhoneRecognizer
+from presidio_analyzer.predefined_recognizers import PhoneRecognizer, UrlRecognizer
 
 from services.compliance.core.phi.base import RuleRecognizer, digits, rule
 
@@ -89,3 +89,22 @@ class WindowedPhoneRecognizer(PhoneRecognizer):
                 found.end += start
                 results.append(found)
         return EntityRecognizer.remove_duplicates(results)
+
+
+class WindowedUrlRecognizer(UrlRecognizer):
+    """Presidio's URL recognizer, run only on the runs of non-space characters that hold a dot followed by
+    two letters (every URL it finds does: a host and a top-level domain, without spaces). The stock one
+    scans the whole text with a pattern of every top-level domain (about 1.5 ms per KB here)."""
+
+    _CANDIDATE = re.compile(r"\S*\.[A-Za-z]{2}\S*")
+
+    def analyze(self, text: str, entities: list[str], nlp_artifacts: NlpArtifacts | None = None,
+                regex_flags: int | None = None) -> list[RecognizerResult]:
+        results: list[RecognizerResult] = []
+        for candidate in self._CANDIDATE.finditer(text):
+            start = max(0, candidate.start() - 1)
+            for found in super().analyze(text[start:candidate.end() + 1], entities, None, regex_flags):
+                found.start += start
+                found.end += start
+                results.append(found)
+        return results

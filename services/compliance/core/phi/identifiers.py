@@ -4,6 +4,9 @@ any "Patient ID: ..." / "Acct #..." / "Ref No. ..."), and the ones recognisable 
 ("plan XK4471-22", "VIN" followed by letters only)."""
 from __future__ import annotations
 
+import re
+from collections.abc import Iterator
+
 import regex
 from presidio_analyzer import LocalRecognizer, RecognizerResult
 from presidio_analyzer.nlp_engine import NlpArtifacts
@@ -168,12 +171,11 @@ CUES: dict[str, tuple[str, bool]] = {
     "order": ("ID", False), "file": ("ID", False), "encounter": ("ID", False), "tracking": ("ID", False),
     "passport": ("ID", True), "contract": ("ID", True), "employee": ("ID", False),
 }
-_CUE_WORD = "|".join(regex.escape(cue) for cue in sorted(CUES, key=len, reverse=True) if cue != "#")
-_CUED_VALUE = regex.compile(
-    rf"(?i:(?<![\w/])(?P<cue>(?:{_CUE_WORD})(?![\w/])|#))(?:[ \t]+(?i:id|no\.?|number|num|nbr|#)(?![\w/]))?"
-    r"[ \t]*(?:[:=]|\bis\b)?[ \t]*#?[ \t]*(?:\n[ \t]*)?"
-    r"(?P<value>[A-Za-z0-9](?:[A-Za-z0-9]|[-./](?=[A-Za-z0-9])){3,39})(?![\w-])",
-    regex.VERSION1 | regex.MULTILINE)
+# Words (a cue is looked up in CUES: one cheap pass), then what may follow a cue: a number word, a
+# separator, the value (letters, digits, inner - . /).
+_WORD = re.compile(r"[A-Za-z]+(?:/[A-Za-z]+)?\.?|#")
+_AFTER_CUE = re.compile(r"(?:[ \t]+(?i:id|no\.?|number|num|nbr|#)(?![\w/]))?[ \t]*(?:[:=]|\bis\b)?[ \t]*#?[ \t]*"
+                        r"(?:\n[ \t]*)?(?P<value>[A-Za-z0-9](?:[A-Za-z0-9]|[-./](?=[A-Za-z0-9])){3,39})(?![\w-])")
 # Values after a cue that are no identifiers: doses, decimals, ratios, ICD-10 codes, years, ordinals.
 _LOOK_ALIKES = regex.compile(
     r"^(?:\d+(?:\.\d+)?(?i:mg|mcg|g|kg|ml|l|iu|u|units?|meq|mmol|mmhg|cm|mm|x)|\d{1,3}\.\d+|\d{1,3}/\d{1,3}|"
@@ -224,6 +226,24 @@ def opaque_identifier(value: str, strong: bool) -> bool:
     return strong and _letter_code(value)
 
 
+def _cue(text: str, word: re.Match) -> tuple[str, bool] | None:
+    """The cue a word is (see CUES), if it stands alone ("plan", not "planned" or "a/plan")."""
+    start, end = word.span()
+    if (start and (text[start - 1].isalnum() or text[start - 1] in "_/")) or \
+            (word.group() != "#" and end < len(text) and (text[end].isalnum() or text[end] in "_/")):
+        return None
+    key = word.group().lower()
+    return CUES.get(key) or CUES.get(key.rstrip("."))
+
+
+def _cued_values(text: str) -> Iterator[tuple[tuple[str, bool], re.Match]]:
+    """(the cue's entity and strength, the match of its value) for each cue followed by a value."""
+    for word in _WORD.finditer(text):
+        cue = _cue(text, word)
+        if cue is not None and (match := _AFTER_CUE.match(text, word.end())) is not None:
+            yield cue, match
+
+
 class CuedIdentifierRecognizer(LocalRecognizer):
     """An opaque identifier after any identifier cue ("plan XK4471-22", "VIN KLMNPRSTUVWXYZABC", "member
     09GFQJ909", "sensor #IC995TB29"), in one pass over the text; the cue picks the entity type."""
@@ -241,8 +261,8 @@ class CuedIdentifierRecognizer(LocalRecognizer):
     def analyze(self, text: str, entities: list[str], nlp_artifacts: NlpArtifacts | None = None,
                 ) -> list[RecognizerResult]:
         results = []
-        for match in _CUED_VALUE.finditer(text):
-            entity, strong = CUES[match.group("cue").lower()]
+        for cue, match in _cued_values(text):
+            entity, strong = cue
             value = match.group("value")
             if (entities and entity not in entities) or not opaque_identifier(value, strong) \
                     or (value.isdigit() and _UNIT_AFTER.match(text, match.end())):
