@@ -8,7 +8,14 @@ from presidio_analyzer import LocalRecognizer, RecognizerResult
 from presidio_analyzer.nlp_engine import NlpArtifacts
 from presidio_analyzer.predefined_recognizers import SpacyRecognizer
 
-from services.compliance.core.phi.vocabulary import NOT_PHI, ORGANISATION_WORDS, only_common_words, ordinary_word
+from services.compliance.core.phi.vocabulary import (
+    CONDITIONS,
+    DRUGS,
+    NOT_PHI,
+    ORGANISATION_WORDS,
+    only_common_words,
+    ordinary_word,
+)
 
 # spaCy DATE/TIME are mostly relative ("next week"), NRP and ORG are no HIPAA identifiers: patterns find the rest.
 ENTITIES = ["PERSON", "LOCATION"]
@@ -82,7 +89,8 @@ _PROPER_TAGS = frozenset({"NNP", "NNPS"})
 
 class ProperNounNameRecognizer(LocalRecognizer):
     """Two to four adjacent words the tagger calls proper nouns, each name-shaped and none an everyday,
-    clinical or organisation word ("for Ethkadar Marprami:", spaCy's PRODUCT): names no list holds."""
+    clinical or organisation word ("for Ethkadar Marprami:", spaCy's PRODUCT): names no list holds; not
+    beside an eponym or drug ("Glasgow Coma Scale")."""
 
     MIN_WORDS, MAX_WORDS = 2, 4
     SCORE = 0.5
@@ -99,12 +107,14 @@ class ProperNounNameRecognizer(LocalRecognizer):
         if nlp_artifacts is None or nlp_artifacts.tokens is None:
             return []
         results, run = [], []
-        for token in [*nlp_artifacts.tokens, None]:
+        doc = nlp_artifacts.tokens
+        for token in [*doc, None]:
             if token is not None and token.tag_ in _PROPER_TAGS and _name_shaped(token.text) \
                     and (not run or token.idx == run[-1].idx + len(run[-1].text) + 1):
                 run.append(token)
                 continue
-            results.extend(self._result(run))
+            if not run or not (_term_word(doc, run[0].i - 1) or _term_word(doc, run[-1].i + 1)):
+                results.extend(self._result(run))
             run = [token] if token is not None and token.tag_ in _PROPER_TAGS and _name_shaped(token.text) else []
         return results
 
@@ -118,3 +128,11 @@ class ProperNounNameRecognizer(LocalRecognizer):
         start, end = run[0].idx, run[-1].idx + len(run[-1].text)
         return [RecognizerResult("PERSON", start, end, self.SCORE, recognition_metadata={
             RecognizerResult.RECOGNIZER_NAME_KEY: self.name, RecognizerResult.RECOGNIZER_IDENTIFIER_KEY: self.id})]
+
+
+def _term_word(doc, index: int) -> bool:
+    """Is the token at index a capitalised eponym or drug ("Glasgow", "Parkinson")?"""
+    if not 0 <= index < len(doc):
+        return False
+    word = doc[index].text
+    return word[:1].isupper() and word.lower().removesuffix("'s") in CONDITIONS | DRUGS

@@ -63,6 +63,14 @@ be been has had have will would should can could may might must shall please tha
 glucose creatinine hemoglobin hematocrit platelets wbc rbc bun alt ast inr ptt troponin bnp a1c hba1c tsh ldl
 hdl cholesterol triglycerides albumin bilirubin lactate procalcitonin urinalysis culture
 """)
+# Nouns that end the names of scales, signs and diseases ("Glasgow Coma Scale", "Bell's Palsy"), written
+# capitalised as proper nouns are.
+TERMS = _words("""
+scale scales index score criteria classification questionnaire inventory maneuver manoeuvre reflex sign test
+fracture palsy phenomenon coma disease syndrome disorder tumor tumour lymphoma sarcoma carcinoma leukemia
+anemia anaemia virus infection fever regimen protocol staging primary secondary tertiary ulcer valve catheter
+line drain shunt pump monitor sensor implant stent graft lens block nerve artery vein muscle ligament tendon
+""")
 MONTH_AND_DAY_WORDS = _words("""
 january february march april june july august september october november december jan feb mar apr jun jul aug
 sep sept oct nov dec monday tuesday wednesday thursday friday saturday sunday today yesterday tomorrow tonight
@@ -98,7 +106,7 @@ technology solutions services media labs holdings networks club society council 
 and & of the for
 """)
 
-NOT_PHI = DRUGS | CONDITIONS | HEADINGS | MONTH_AND_DAY_WORDS
+NOT_PHI = DRUGS | CONDITIONS | TERMS | HEADINGS | MONTH_AND_DAY_WORDS
 # After a title ("Dr. Parkinson", "Mrs. Graves") or among names ("Monjeau, Barrett and Reed") an eponym
 # is a surname; a heading, a month, an everyday word or a drug is not.
 NOT_A_SURNAME = HEADINGS | MONTH_AND_DAY_WORDS | EVERYDAY | DRUGS
