@@ -36,7 +36,9 @@ from services.compliance.core.phi.geography import (
     AddressLabelRecognizer,
     CityStateZipRecognizer,
     CuedPlaceRecognizer,
+    CuedStreetRecognizer,
     EuropeanStreetRecognizer,
+    PlaceShapeRecognizer,
     PostalBlockRecognizer,
     PostalCodeRecognizer,
     StreetAddressRecognizer,
@@ -116,7 +118,8 @@ ADDITIONS: tuple[RecognizerFactory, ...] = tuple(
         NameGazetteerRecognizer, TownGazetteerRecognizer, WebAddressRecognizer, SubjectNameRecognizer,
         LowerCaseNameRecognizer, NameLineRecognizer, SpeakerLabelRecognizer, CountryPostcodeRecognizer,
         CuedPlaceRecognizer, NameListRecognizer, NameShapedOrgRecognizer, EuropeanStreetRecognizer,
-        PostalBlockRecognizer, CuedIdentifierRecognizer, ProperNounNameRecognizer,
+        PostalBlockRecognizer, CuedIdentifierRecognizer, ProperNounNameRecognizer, CuedStreetRecognizer,
+        PlaceShapeRecognizer,
     )
 )
 

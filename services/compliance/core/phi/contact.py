@@ -45,7 +45,7 @@ class PhoneFaxRecognizer(RuleRecognizer):
         # International forms written without groups or with a bracketed trunk or country code:
         # "+441154960200", "+44(0)1154960997", "(+30) 2220 033224", "(351) 925807302".
         rule("PHONE_NUMBER", r"(?<![\w+])(?:\+\d{1,3}[ .-]?(?:\(0?\d{0,4}\)[ .-]?)?|\(\+?\d{1,3}\)[ .-]?)"
-                             r"\d(?:[ .-]?\d){5,13}(?![\w-])", 0.7, _phone_digits),
+                             r"\d(?:[ .-]?\d){5,13}(?:\s*(?:x|ext\.?)\s*\d{1,5})?(?![\w-])", 0.7, _phone_digits),
         rule("PHONE_NUMBER", r"(?<![\w-])(?:\+?1[ .-]?|00\d{1,3}[ .-]?)?\(?\d{3}\)?[ .-]?\d{3}[ .-]\d{4}"
                              r"(?:\s*(?:x|ext\.?)\s*\d{1,5})?(?![\w-])", 0.7, _phone_digits),
         rule("PHONE_NUMBER", r"(?<![\w+])\+\d{1,3}[ .-]?(?:\(0?\d{1,4}\)[ .-]?)?\d{1,4}(?:[ .-]\d{1,4}){1,4}(?![\w-])",
@@ -53,6 +53,9 @@ class PhoneFaxRecognizer(RuleRecognizer):
         rule("PHONE_NUMBER", r"(?<![\w./-])\(\d{2,4}\)\s?\d{2,4}[ .-]\d{2,4}(?:[ .-]\d{2,4})?(?![\w-])", 0.6,
              _phone_digits),
         rule("PHONE_NUMBER", r"(?<![\w./:-])\d{2,4}(?:[ .-]\d{2,4}){2,4}(?![\w/:-]|\.\d)", 0.4, _grouped),
+        # A run of eight to twelve digits: a phone number written without groups ("44660140"), or some other
+        # identifying number (no lab value or dose has that many digits).
+        rule("PHONE_NUMBER", r"(?<![\w.,/:+-])\d{8,12}(?![\w/:-]|[.,]\d)", 0.4),
         # A local number without its area code ("555-0123").
         rule("PHONE_NUMBER", r"(?<![\w.,/:-])\d{3}-\d{4}(?![\w/-]|[.,]\d)", 0.5),
     )

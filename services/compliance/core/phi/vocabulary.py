@@ -36,7 +36,10 @@ tadalafil cialis digoxin amiodarone diltiazem cardizem verapamil hydralazine iso
 magnesium calcium vitamin folate thiamine cyanocobalamin ferrous iron epinephrine norepinephrine levophed
 dopamine dobutamine vasopressin propofol midazolam versed ketamine rocuronium succinylcholine methotrexate
 humira adalimumab infliximab remicade tacrolimus prograf cyclosporine mycophenolate cellcept keytruda
-pembrolizumab tamoxifen letrozole herceptin
+pembrolizumab tamoxifen letrozole herceptin entresto sacubitril trulicity dulaglutide mounjaro tirzepatide wegovy
+brilinta ticagrelor repatha evolocumab dupixent enbrel stelara tradjenta invokana basaglar tresiba toujeo novolin
+humulin levemir breo anoro trelegy incruse nucala fasenra xolair biktarvy genvoya descovy truvada paxlovid tamiflu
+opdivo nivolumab revlimid imbruvica ibrance dexcom libre omnipod
 """)
 CONDITIONS = _words("""
 parkinson parkinson's parkinsons alzheimer alzheimer's alzheimers crohn crohn's crohns hodgkin hodgkin's
@@ -70,6 +73,8 @@ scale scales index score criteria classification questionnaire inventory maneuve
 fracture palsy phenomenon coma disease syndrome disorder tumor tumour lymphoma sarcoma carcinoma leukemia
 anemia anaemia virus infection fever regimen protocol staging primary secondary tertiary ulcer valve catheter
 line drain shunt pump monitor sensor implant stent graft lens block nerve artery vein muscle ligament tendon
+chapter version phase cycle dose round appendix pod zone wing tablet capsule vial injection cohort module lesson
+session tier track channel sector onset arm cohort visit
 """)
 MONTH_AND_DAY_WORDS = _words("""
 january february march april june july august september october november december jan feb mar apr jun jul aug
