@@ -26,6 +26,7 @@ from services.compliance.core.phi.dates import AgeOver89Recognizer, ClinicalDate
 from services.compliance.core.phi.gazetteers import (
     CountryPostcodeRecognizer,
     LowerCaseNameRecognizer,
+    LowerCaseTextNameRecognizer,
     NameGazetteerRecognizer,
     NameLineRecognizer,
     NameListRecognizer,
@@ -119,7 +120,7 @@ ADDITIONS: tuple[RecognizerFactory, ...] = tuple(
         LowerCaseNameRecognizer, NameLineRecognizer, SpeakerLabelRecognizer, CountryPostcodeRecognizer,
         CuedPlaceRecognizer, NameListRecognizer, NameShapedOrgRecognizer, EuropeanStreetRecognizer,
         PostalBlockRecognizer, CuedIdentifierRecognizer, ProperNounNameRecognizer, CuedStreetRecognizer,
-        PlaceShapeRecognizer,
+        PlaceShapeRecognizer, LowerCaseTextNameRecognizer,
     )
 )
 

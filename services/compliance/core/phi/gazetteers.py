@@ -352,3 +352,41 @@ class NameListRecognizer(_TokenRecognizer):
             if any(m.group() in self._names for m in items):
                 results.extend(self._result(m.start(), m.end(), 0.6) for m in items)
         return results
+
+
+_LOWER_TOKEN = regex.compile(r"(?<![\p{L}'\u2019-])\p{Ll}[\p{Ll}'\u2019-]+(?![\p{L}'\u2019-])")
+
+
+class LowerCaseTextNameRecognizer(_TokenRecognizer):
+    """In a text written all in lower case (no capital marks a name), a known given name or surname that is
+    no everyday or clinical word, with the unusual words right beside it ("selma is from ...", "leave me
+    nina, ...", "have you heard nijito asano speak")."""
+
+    ENTITY = "PERSON"
+    SCORE = 0.5
+
+    def analyze(self, text: str, entities: list[str], nlp_artifacts: NlpArtifacts | None = None,
+                ) -> list[RecognizerResult]:
+        if any(c.isupper() for c in text):
+            return []
+        names = lower_case_names()
+        words = list(_LOWER_TOKEN.finditer(text))
+        results = []
+        for index, word in enumerate(words):
+            if word.group() not in names:
+                continue
+            first, last = index, index
+            while first > 0 and _beside(text, words[first - 1], words[first]) and _unusual(words[first - 1]):
+                first -= 1
+            while last + 1 < len(words) and _beside(text, words[last], words[last + 1]) and _unusual(words[last + 1]):
+                last += 1
+            results.append(self._result(words[first].start(), words[last].end(), self.SCORE))
+        return results
+
+
+def _beside(text: str, left: regex.Match, right: regex.Match) -> bool:
+    return text[left.end():right.start()] in {" ", "\t"}
+
+
+def _unusual(word: regex.Match) -> bool:
+    return not ordinary_word(word.group()) and word.group() not in NOT_PHI and len(word.group()) > 2
