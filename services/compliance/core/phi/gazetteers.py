@@ -174,7 +174,7 @@ class NameGazetteerRecognizer(_TokenRecognizer):
 
 class TownGazetteerRecognizer(_TokenRecognizer):
     """Towns and cities (below the state: HIPAA removes them) written as GeoNames spells them, or in
-    capitals; a one-word town only when tagged a proper noun (or in capitals) and no everyday word
+    capitals; a one-word town only when tagged a noun (or in capitals) and no everyday word
     ("Mobile", "Reading"), never a field label ("Mobile: ...")."""
 
     ENTITY = "LOCATION"
@@ -203,7 +203,7 @@ class TownGazetteerRecognizer(_TokenRecognizer):
                 if [w.title() if w.isupper() else w for w in window] == list(words):
                     matched = len(words)
                     break
-            one_word_town = token.tag_ in _PROPER or (token.text.isupper() and len(token.text) > 3)
+            one_word_town = token.tag_ in _NOUNS or (token.text.isupper() and len(token.text) > 3)
             if matched and (matched > 1 or (one_word_town and not ordinary_word(token.text))) \
                     and not _LABEL_AFTER.match(text, _last_end(tokens[index + matched - 1])):
                 last = tokens[index + matched - 1]

@@ -82,7 +82,7 @@ _NOT_A_UNIT_OF_MEASURE = (r"(?!\s*(?i:mg|mcg|\u00b5g|g|kg|ml|l|units?|iu|%|mmol|
 # What may follow a street on the same or the next lines: units, town, state, postcode, country. A line
 # may open with a bullet ("??? ", "- "); a line of lower-case words only counts as a whole line. A town's
 # word has no full stop but for a short abbreviation ("St.", "Mt."), so a sentence's end ends the address.
-_TOWN_WORD = (r"(?:\p{Lu}\p{L}{0,2}\.|\p{Lu}[\p{L}\u2206'\u2019-]*(?:\.(?=[\p{L}-]))?[\p{L}\u2206'\u2019-]*|"
+_TOWN_WORD = (r"(?:\p{Lu}\p{L}{0,2}\.|\p{Lu}[\p{L}\u2206'\u2019-]*(?:\.(?=[\p{L}-]))?[\p{L}\u2206'\u2019-]*(?!\d)|"
               r"(?:de|del|do|da|du|la|di|dos|das|van|von|der|sur|upon|on|nad|u|am|an)(?=[ \t]+\p{Lu}))")
 _BULLET = r"(?:[^\w\s,]{1,4}[ \t]+)?"
 _LOWER_LINE = (rf"(?<=\n[ \t]*{_BULLET})\p{{Ll}}[\p{{Ll}}'\u2019.-]+(?:[ \t]+\p{{Ll}}[\p{{Ll}}'\u2019.-]+){{0,2}}"
@@ -385,7 +385,7 @@ class CuedStreetRecognizer(_AddressRecognizer):
     RULES = (
         rule("STREET_ADDRESS", rf"{_STREET_CUES}[ \t]+(?P<value>{_NAME_WORD}(?:[ \t]+(?:{_NAME_WORD}|"
                                rf"{_STREET_PARTICLE}(?=[ \t]+\p{{Lu}}))){{0,3}},?[ \t]+{_HOUSE_NUMBER}"
-                               rf"{_NOT_A_UNIT_OF_MEASURE}(?![\w/.,-]|[.,]\d){_UNIT}?)", 0.55, _street_name),
+                               rf"{_NOT_A_UNIT_OF_MEASURE}(?![\w/-]|[.,]\d){_UNIT}?)", 0.55, _street_name),
         rule("STREET_ADDRESS", rf"{_STREET_CUES}[ \t]+(?P<value>{_HOUSE_NUMBER}(?:[ \t]+\d{{1,5}})?[ \t]+"
                                rf"{_NAME_WORD}(?:[ \t]+{_NAME_WORD}){{0,2}}{_UNIT}?)(?![\w'\u2019-])", 0.55,
              _street_name),
@@ -410,6 +410,7 @@ PLACE_PREPOSITIONS = frozenset({"in", "near", "through", "around", "outside", "v
                                 "to", "at"})
 _TOWN_WORD_SHAPE = regex.compile(r"\p{Lu}[\p{Ll}\p{Lu}'\u2019-]*\p{Ll}[\p{Ll}'\u2019-]*$")
 _PROPER = frozenset({"NNP", "NNPS"})
+_NOUN_TAGS = frozenset({"NN", "NNS", "NNP", "NNPS"})
 
 
 def _town_word(token) -> bool:
@@ -458,7 +459,7 @@ class PlaceShapeRecognizer(LocalRecognizer):
         if token.text in TOWN_OPENERS and following is not None and following.tag_ in _PROPER \
                 and _town_word(following):
             return following.idx + len(following.text)
-        if not (proper and _town_word(token)):
+        if not _town_word(token) or not (proper or (token.tag_ in _NOUN_TAGS and _town_shaped(token.text))):
             return None
         if following is not None and following.text in TOWN_PARTICLES:
             named = _adjacent(doc, following.i)

@@ -21,7 +21,8 @@ PLACE_TYPES = frozenset({"LOCATION", "STREET_ADDRESS"})
 MAX_GROWTH_WORDS = 2
 _WORD = r"\p{Lu}[\p{Ll}'\u2019-]*\p{Ll}[\p{L}'\u2019-]*"
 _CAPS_WORD = r"\p{Lu}[\p{Lu}'\u2019-]+"
-_JOIN = r"(?:[ \t]+(?:\p{Lu}\.?|van|von|de|del|der|den|da|di|le|la|du|bin|ibn|al)){0,2}[ \t]+"
+_JOIN = (r"(?:[ \t]+(?:\p{Lu}\.?|van|von|de|del|della|der|den|da|das|di|do|dos|du|le|la|ter|ten|zu|bin|ibn|al|y|e))"
+         r"{0,2}[ \t]+")
 # A word after the span ("Quentin| Zabrowski"), and one before it ("Quentin |Zabrowski").
 _AFTER = regex.compile(rf"\G{_JOIN}(?P<word>{_WORD})(?![\w'\u2019-])", regex.VERSION1)
 _AFTER_CAPS = regex.compile(rf"\G{_JOIN}(?P<word>{_CAPS_WORD})(?![\w'\u2019-])", regex.VERSION1)

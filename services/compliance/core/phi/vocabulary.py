@@ -73,8 +73,8 @@ scale scales index score criteria classification questionnaire inventory maneuve
 fracture palsy phenomenon coma disease syndrome disorder tumor tumour lymphoma sarcoma carcinoma leukemia
 anemia anaemia virus infection fever regimen protocol staging primary secondary tertiary ulcer valve catheter
 line drain shunt pump monitor sensor implant stent graft lens block nerve artery vein muscle ligament tendon
-chapter version phase cycle dose round appendix pod zone wing tablet capsule vial injection cohort module lesson
-session tier track channel sector onset arm cohort visit
+chapter version phase cycle dose round appendix zone wing tablet capsule vial injection cohort module lesson
+session tier track channel sector onset arm cohort visit route interstate exit
 """)
 MONTH_AND_DAY_WORDS = _words("""
 january february march april june july august september october november december jan feb mar apr jun jul aug
