@@ -363,8 +363,8 @@ _LOWER_TOKEN = regex.compile(r"(?<![\p{L}'\u2019-])\p{Ll}[\p{Ll}'\u2019-]+(?![\p
 
 class LowerCaseTextNameRecognizer(_TokenRecognizer):
     """In a text written all in lower case (no capital marks a name), a known given name or surname that is
-    no everyday or clinical word, with the unusual words right beside it ("selma is from ...", "leave me
-    nina, ...", "have you heard nijito asano speak")."""
+    no everyday or clinical word and that the tagger calls a noun ("rose 2 kg" is a verb), with the unusual
+    words right beside it ("selma is from ...", "leave me nina, ...", "have you heard nijito asano speak")."""
 
     ENTITY = "PERSON"
     SCORE = 0.5
@@ -375,9 +375,10 @@ class LowerCaseTextNameRecognizer(_TokenRecognizer):
             return []
         names = lower_case_names()
         words = list(_LOWER_TOKEN.finditer(text))
+        tags = {t.idx: t.tag_ for t in nlp_artifacts.tokens} if nlp_artifacts and nlp_artifacts.tokens else {}
         results = []
         for index, word in enumerate(words):
-            if word.group() not in names:
+            if word.group() not in names or not tags.get(word.start(), "NN").startswith("NN"):
                 continue
             first, last = index, index
             while first > 0 and _beside(text, words[first - 1], words[first]) and _unusual(words[first - 1]):

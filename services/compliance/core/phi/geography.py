@@ -369,7 +369,7 @@ class PostalCodeRecognizer(RuleRecognizer):
     RULES = (
         rule("ZIP_CODE", r"(?i:\b(?:zip(?:\s*code)?|postal\s*code|post\s*code|postcode|plz)\b)"
                          r"\s*(?:[:#]|is\b|was\b)?\s*"
-                         r"(?P<value>[A-Za-z0-9]{2,8}(?:[ -][A-Za-z0-9]{2,4})?)\b", 0.85),
+                         r"(?P<value>[A-Za-z0-9]{2,8}(?:[ -](?=[A-Za-z]*\d)[A-Za-z0-9]{2,4})?)\b", 0.85),
         # A postcode of five or more characters after a town's name ("Uddevalla 51676", "Papradno 846 72",
         # "Mosonmagyaróvár H-9872", "Lierop 5019MV"): the two are a place.
         rule("LOCATION", rf"(?<![\w-])(?P<value>{_NAME_WORD}(?:[ \t]+{_NAME_WORD}){{0,2}},?[ \t]+(?:\d{{5,6}}|"

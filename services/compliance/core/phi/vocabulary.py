@@ -75,6 +75,7 @@ anemia anaemia virus infection fever regimen protocol staging primary secondary 
 line drain shunt pump monitor sensor implant stent graft lens block nerve artery vein muscle ligament tendon
 chapter version phase cycle dose round appendix zone wing tablet capsule vial injection cohort module lesson
 session tier track channel sector onset arm cohort visit route interstate exit
+telehealth telemedicine teleconsult videoconference mychart
 """)
 MONTH_AND_DAY_WORDS = _words("""
 january february march april june july august september october november december jan feb mar apr jun jul aug
