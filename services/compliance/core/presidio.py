@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import spacy
-from presidio_analyzer import AnalyzerEngine, BatchAnalyzerEngine
+from presidio_analyzer import AnalyzerEngine, BatchAnalyzerEngine, EntityRecognizer, RecognizerResult
+from presidio_analyzer.context_aware_enhancers import LemmaContextAwareEnhancer
 from presidio_analyzer.nlp_engine import NerModelConfiguration, NlpArtifacts, SpacyNlpEngine
 from spacy.tokens import Doc
 
@@ -67,6 +68,48 @@ class LeanSpacyNlpEngine(SpacyNlpEngine):
         return artifacts
 
 
+_ID = RecognizerResult.RECOGNIZER_IDENTIFIER_KEY
+
+
+class LeanContextEnhancer(LemmaContextAwareEnhancer):
+    """Presidio's context enhancer, deep-copying only the results it may change: those of recognizers with
+    context words (the stock one copies every result, most of them ours, which have none)."""
+
+    def enhance_using_context(self, text: str, raw_results: list[RecognizerResult], nlp_artifacts: NlpArtifacts,
+                              recognizers: list[EntityRecognizer], context: list[str] | None = None,
+                              ) -> list[RecognizerResult]:
+        with_context = {r.id for r in recognizers if r.context}
+        kept = [r for r in raw_results if r.recognition_metadata.get(_ID) not in with_context]
+        enhanced = [r for r in raw_results if r.recognition_metadata.get(_ID) in with_context]
+        return kept + (super().enhance_using_context(text, enhanced, nlp_artifacts, recognizers, context)
+                       if enhanced else [])
+
+
+class LeanAnalyzerEngine(AnalyzerEngine):
+    """Presidio's analyzer, handing each recognizer its own results for recognizer-level context enhancement
+    in one pass (the stock one filters every result once per recognizer), and only to recognizers that
+    enhance at all."""
+
+    def _enhance_using_context(self, text: str, raw_results: list[RecognizerResult], nlp_artifacts: NlpArtifacts,
+                               recognizers: list[EntityRecognizer], context: list[str] | None = None,
+                               ) -> list[RecognizerResult]:
+        by_recognizer: dict[str, list[RecognizerResult]] = {}
+        for result in raw_results:
+            by_recognizer.setdefault(result.recognition_metadata[_ID], []).append(result)
+        results: list[RecognizerResult] = []
+        for recognizer in recognizers:
+            own = by_recognizer.get(recognizer.id, [])
+            if type(recognizer).enhance_using_context is not EntityRecognizer.enhance_using_context:
+                others = [r for r in raw_results if r.recognition_metadata[_ID] != recognizer.id]
+                own = recognizer.enhance_using_context(text=text, raw_recognizer_results=own,
+                                                       other_raw_recognizer_results=others,
+                                                       nlp_artifacts=nlp_artifacts, context=context)
+            results.extend(own)
+        return self.context_aware_enhancer.enhance_using_context(text=text, raw_results=results,
+                                                                 nlp_artifacts=nlp_artifacts,
+                                                                 recognizers=recognizers, context=context)
+
+
 class PresidioDeidentifier:
     """Presidio's analyzer over a spaCy model; a batch of texts goes through spaCy in one `pipe`.
 
@@ -82,7 +125,8 @@ class PresidioDeidentifier:
         cache_dir = str(config.tldextract_cache_dir) if config.tldextract_cache_dir else None
         context = RecognizerContext(tld_extractor=offline_tld_extractor(cache_dir))
         registry = build_registry(nlp_engine, context)
-        analyzer = AnalyzerEngine(nlp_engine=nlp_engine, registry=registry, supported_languages=[LANGUAGE])
+        analyzer = LeanAnalyzerEngine(nlp_engine=nlp_engine, registry=registry, supported_languages=[LANGUAGE],
+                                      context_aware_enhancer=LeanContextEnhancer())
         self._batch = BatchAnalyzerEngine(analyzer)
 
     def analyze(self, texts: Sequence[str]) -> list[list[DetectedEntity]]:
