@@ -16,6 +16,7 @@ stay; and the same answers fed token by token through `StreamRestorer` must equa
 from __future__ import annotations
 
 import asyncio
+import collections
 import functools
 import random
 import re
@@ -148,7 +149,8 @@ async def _measure() -> dict:
     generation_seconds = time.perf_counter() - started
     maps, redacted = maps * 2, redacted * 2
     tallies = {name: {"forms": 0, "restored": 0, "invented_forms": 0, "invented_left": 0} for name in RESTORERS}
-    answers_with_forms, stream_equal, examples = 0, 0, []
+    answers_with_forms, stream_equal = 0, 0
+    shapes = {"strict_missed": collections.Counter(), "tolerant_missed": collections.Counter()}
     for placeholders, row in zip(maps, rows, strict=True):
         answer = generator.tokenizer.decode(row, skip_special_tokens=True)
         (output,) = await redactor.redact([answer], placeholders)  # output de-identification, same map
@@ -166,8 +168,8 @@ async def _measure() -> dict:
         pieces = [output.text[i:i + 3] for i in range(0, len(output.text), 3)]
         stream_equal += "".join(stream.feed(p) for p in pieces) + stream.finish() == reidentify(output.text,
                                                                                                 supplied)
-        if held and len(examples) < 6:
-            examples.append(_shapes(output.text, supplied))
+        for name, key in (("strict_before", "strict_missed"), ("tolerant_after", "tolerant_missed")):
+            shapes[key].update(_held_shapes(RESTORERS[name](output.text, supplied), supplied))
     executor.shutdown()
     return {
         "model": GenerationSettings().model_source, "quick": QUICK, "prompts": len(prompts),
@@ -177,14 +179,19 @@ async def _measure() -> dict:
                   "invented_left_alone": t["invented_left"] == t["invented_forms"]}
            for name, t in tallies.items()},
         "stream_equals_unary_share": round(stream_equal / len(rows), 4),
-        "form_shapes_seen": examples,
+        # Placeholder forms (no PHI: placeholders only) each restorer left, with how often.
+        "forms_strict_left": dict(shapes["strict_missed"].most_common(12)),
+        "forms_tolerant_left": dict(shapes["tolerant_missed"].most_common(12)),
     }
 
 
-def _shapes(text: str, mapping: Mapping[str, str]) -> list[str]:
-    """The placeholder-like forms of an answer, as written (placeholders only: no PHI)."""
+def _held_shapes(text: str, mapping: Mapping[str, str]) -> list[str]:
+    """The forms in text of placeholders the map holds, as written (placeholders only: no PHI)."""
+    known = {(re.sub(r"[^A-Z]", "", p.strip("[]").rpartition("_")[0]), int(p.strip("[]").rpartition("_")[2]))
+             for p in mapping}
     types = tuple(sorted({p.strip("[]").rpartition("_")[0] for p in mapping}))
-    return [m.group(0) for m in _detector(types).finditer(text)]
+    return [m.group(0) for m in _detector(types).finditer(text)
+            if (re.sub(r"[^A-Z]", "", m.group("type").upper()), int(m.group("number"))) in known]
 
 
 def run() -> dict:
