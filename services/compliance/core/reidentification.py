@@ -20,7 +20,7 @@ import regex
 _OPEN = r"(?P<open>(?:\\?[\[({<]){1,2}[ \t]?)"
 _CLOSE = r"(?P<close>[ \t]?(?:\\?[\])}>]){1,2})"
 _NUMBER = r"(?P<number>0*[1-9]\d{0,4})(?![\d\p{L}])"
-_BEFORE = r"(?<![\p{L}\d_])"
+_BEFORE = r"(?<![\p{L}\d])"  # a prefix glued on with "_" may stand before ("Patient_PERSON_1")
 # Types this short ("ID") are restored in a spaced form only inside brackets.
 MIN_SPACED_TYPE_CHARS = 4
 

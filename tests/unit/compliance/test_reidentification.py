@@ -33,6 +33,7 @@ RESTORED = [
     ("PhoneNumber1", "617-555-0142"),
     ("(phone number 1)", "617-555-0142"),
     ("ID_1 and [ID 1]", "XK-4471 and XK-4471"),
+    ("[Patient_Phone_Number_1]", "[Patient_617-555-0142"),  # a prefix glued on: the placeholder is restored
 ]
 
 
