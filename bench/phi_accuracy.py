@@ -11,8 +11,9 @@ from bench.phi import clinical, scoring, shared
 from services.compliance.core.deidentify import RedactionPolicy, resolve_overlaps
 from services.compliance.core.phi.categories import category_of
 
-GOAL_CLINICAL_RECALL = 0.97
-GOAL_CLINICAL_PRECISION = 0.85
+GOAL_CLINICAL_RECALL = 0.99
+GOAL_CLINICAL_PRECISION = 0.9
+GOAL_CLINICAL_UTILITY = 0.98
 GOAL_SHARED_RECALL = 0.95
 
 
@@ -54,14 +55,17 @@ def run() -> dict:
     clinical_results = {}
     for name, parity in (("tuning_templates", 0), ("held_out_templates", 1)):
         samples = [s for s in notes if int(s.group) % 2 == parity]
-        tallies = scoring.score(samples, predict, relevant=clinical.relevant, category=category_of)
+        utility = scoring.Utility()
+        tallies = scoring.score(samples, predict, relevant=clinical.relevant, category=category_of, utility=utility)
         below = [n for n, t in tallies.items() if t.total and ((t.recall or 0) < GOAL_CLINICAL_RECALL
                                                                or (t.precision or 0) < GOAL_CLINICAL_PRECISION)]
         clinical_results[name] = {"per_category": _table(tallies), "overall": _table(
-            {"all": scoring.overall(tallies)})["all"], "categories_below_goal": below}
+            {"all": scoring.overall(tallies)})["all"], "categories_below_goal": below,
+            "clinical_content_utility": {"intact": utility.intact, "spans": utility.total, "share": utility.share,
+                                         "goal_met": (utility.share or 0) >= GOAL_CLINICAL_UTILITY}}
     return {
         "goals": {"clinical_recall": GOAL_CLINICAL_RECALL, "clinical_precision": GOAL_CLINICAL_PRECISION,
-                  "shared_recall": GOAL_SHARED_RECALL},
+                  "clinical_utility": GOAL_CLINICAL_UTILITY, "shared_recall": GOAL_SHARED_RECALL},
         "shared_set": shared_results,
         "clinical_set": clinical_results,
         "seconds": round(time.perf_counter() - started, 1),

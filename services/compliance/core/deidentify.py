@@ -4,7 +4,7 @@ A `Deidentifier` finds spans (CPU-bound, synchronous; Presidio's is in `presidio
 `Redactor` runs it in a thread pool, applies the policy (score threshold, PHI types kept),
 resolves overlapping spans and substitutes `[PERSON_1]`-
 style placeholders that are stable within one request (`PlaceholderMap`). The placeholder -> value mapping stays in
-memory for the request only (re-identification, a later issue, reads it); it is never logged.
+memory for the request only (re-identification, `reidentification.py`, reads it); it is never logged.
 """
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ import asyncio
 import hashlib
 import hmac
 import json
-import re
 import time
 from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import Executor
@@ -129,14 +128,6 @@ OPERATORS: dict[str, Callable[[RedactionPolicy, str, str, PlaceholderMap], str]]
 }
 MASK_CHAR = "*"
 HASH_CHARS = 16
-
-_PLACEHOLDER = re.compile(r"\[([A-Z][A-Z0-9_]*_\d+)\]")
-
-
-def reidentify(text: str, mapping: dict[str, str]) -> str:
-    """text with each known placeholder replaced by its original value; unknown ones stay."""
-    return _PLACEHOLDER.sub(lambda m: mapping.get(m.group(0), m.group(0)), text)
-
 
 def resolve_overlaps(entities: Collection[DetectedEntity]) -> list[DetectedEntity]:
     """Non-overlapping spans sorted by start: overlapping spans merge into one covering them all (no

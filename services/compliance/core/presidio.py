@@ -1,8 +1,8 @@
 """The Presidio `Deidentifier`: Presidio's analyzer over a spaCy model, built once at startup.
 
 The texts of a batch (one request's, or several concurrent requests' gathered by the batcher)
-go through spaCy's `nlp.pipe` together; recognizers then run per text, and found values are
-propagated to their other occurrences in the same text.
+go through spaCy's `nlp.pipe` together; recognizers then run per text, found names grow over the name
+words beside them, and found values are propagated to their other occurrences in the same text.
 """
 from __future__ import annotations
 
@@ -11,10 +11,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import spacy
-from presidio_analyzer import AnalyzerEngine, BatchAnalyzerEngine
+from presidio_analyzer import AnalyzerEngine, BatchAnalyzerEngine, EntityRecognizer, RecognizerResult
+from presidio_analyzer.context_aware_enhancers import LemmaContextAwareEnhancer
 from presidio_analyzer.nlp_engine import NerModelConfiguration, NlpArtifacts, SpacyNlpEngine
 from spacy.tokens import Doc
 
+from services.compliance.core.phi.growth import grow_names
 from services.compliance.core.phi.propagation import propagate
 from services.compliance.core.recognizers import (
     LANGUAGE,
@@ -41,8 +43,10 @@ NER_MODEL_CONFIGURATION = {
 # text instead: Presidio's enhancer compares by substring) and the attribute ruler (proper nouns are
 # read from the tagger's fine-grained tags). Together about a fifth of spaCy's time per note.
 SPACY_EXCLUDE = ("parser", "lemmatizer", "attribute_ruler")
-# Propagation only spreads values at least this sure (the policy's threshold is applied later).
+# Propagation only spreads values at least this sure (the policy's threshold is applied later); names
+# this sure grow over the name words beside them.
 PROPAGATION_THRESHOLD = 0.5
+GROWTH_THRESHOLD = 0.5
 
 
 @dataclass(frozen=True)
@@ -64,6 +68,48 @@ class LeanSpacyNlpEngine(SpacyNlpEngine):
         return artifacts
 
 
+_ID = RecognizerResult.RECOGNIZER_IDENTIFIER_KEY
+
+
+class LeanContextEnhancer(LemmaContextAwareEnhancer):
+    """Presidio's context enhancer, deep-copying only the results it may change: those of recognizers with
+    context words (the stock one copies every result, most of them ours, which have none)."""
+
+    def enhance_using_context(self, text: str, raw_results: list[RecognizerResult], nlp_artifacts: NlpArtifacts,
+                              recognizers: list[EntityRecognizer], context: list[str] | None = None,
+                              ) -> list[RecognizerResult]:
+        with_context = {r.id for r in recognizers if r.context}
+        kept = [r for r in raw_results if r.recognition_metadata.get(_ID) not in with_context]
+        enhanced = [r for r in raw_results if r.recognition_metadata.get(_ID) in with_context]
+        return kept + (super().enhance_using_context(text, enhanced, nlp_artifacts, recognizers, context)
+                       if enhanced else [])
+
+
+class LeanAnalyzerEngine(AnalyzerEngine):
+    """Presidio's analyzer, handing each recognizer its own results for recognizer-level context enhancement
+    in one pass (the stock one filters every result once per recognizer), and only to recognizers that
+    enhance at all."""
+
+    def _enhance_using_context(self, text: str, raw_results: list[RecognizerResult], nlp_artifacts: NlpArtifacts,
+                               recognizers: list[EntityRecognizer], context: list[str] | None = None,
+                               ) -> list[RecognizerResult]:
+        by_recognizer: dict[str, list[RecognizerResult]] = {}
+        for result in raw_results:
+            by_recognizer.setdefault(result.recognition_metadata[_ID], []).append(result)
+        results: list[RecognizerResult] = []
+        for recognizer in recognizers:
+            own = by_recognizer.get(recognizer.id, [])
+            if type(recognizer).enhance_using_context is not EntityRecognizer.enhance_using_context:
+                others = [r for r in raw_results if r.recognition_metadata[_ID] != recognizer.id]
+                own = recognizer.enhance_using_context(text=text, raw_recognizer_results=own,
+                                                       other_raw_recognizer_results=others,
+                                                       nlp_artifacts=nlp_artifacts, context=context)
+            results.extend(own)
+        return self.context_aware_enhancer.enhance_using_context(text=text, raw_results=results,
+                                                                 nlp_artifacts=nlp_artifacts,
+                                                                 recognizers=recognizers, context=context)
+
+
 class PresidioDeidentifier:
     """Presidio's analyzer over a spaCy model; a batch of texts goes through spaCy in one `pipe`.
 
@@ -79,14 +125,15 @@ class PresidioDeidentifier:
         cache_dir = str(config.tldextract_cache_dir) if config.tldextract_cache_dir else None
         context = RecognizerContext(tld_extractor=offline_tld_extractor(cache_dir))
         registry = build_registry(nlp_engine, context)
-        analyzer = AnalyzerEngine(nlp_engine=nlp_engine, registry=registry, supported_languages=[LANGUAGE])
+        analyzer = LeanAnalyzerEngine(nlp_engine=nlp_engine, registry=registry, supported_languages=[LANGUAGE],
+                                      context_aware_enhancer=LeanContextEnhancer())
         self._batch = BatchAnalyzerEngine(analyzer)
 
     def analyze(self, texts: Sequence[str]) -> list[list[DetectedEntity]]:
         texts = list(texts)
         results = self._batch.analyze_iterator(texts, language=LANGUAGE, batch_size=max(1, len(texts)))
         return [
-            propagate(text, [DetectedEntity(r.entity_type, r.start, r.end, float(r.score)) for r in found],
-                      PROPAGATION_THRESHOLD)
+            propagate(text, grow_names(text, [DetectedEntity(r.entity_type, r.start, r.end, float(r.score))
+                                              for r in found], GROWTH_THRESHOLD), PROPAGATION_THRESHOLD)
             for text, found in zip(texts, results, strict=True)
         ]

@@ -21,10 +21,11 @@ from libs.validation import validate_inputs
 from services.compliance.core.audit import AuditLog, Digester, refusal_events
 from services.compliance.core.auditing import PayloadSealer, RequestAudit
 from services.compliance.core.cache import ResponseCache
-from services.compliance.core.deidentify import PlaceholderMap, Redactor, reidentify
+from services.compliance.core.deidentify import PlaceholderMap, Redactor
 from services.compliance.core.handlers import STATELESS, STATELESS_TYPES, Answer, ModelCall, ModelHandler
 from services.compliance.core.ports import ConversationClient
 from services.compliance.core.registry import ModelRegistry, Route
+from services.compliance.core.reidentification import StreamRestorer, reidentify
 from services.compliance.core.session_placeholders import SessionPlaceholders
 from services.compliance.core.streaming import StreamRedactor
 from services.compliance.core.types import (
@@ -177,16 +178,22 @@ class ComplianceProxy:
             guards = self._safeguards
             window = StreamRedactor(self._redactor, prepared.placeholders, max_hold_chars=guards.stream_holdback_chars,
                                     min_release_chars=guards.stream_min_release_chars) if self._redact_outputs else None
-            restore = prepared.placeholders.supplied if REIDENTIFY_PERMISSION in caller.permissions else None
+            restore = StreamRestorer(prepared.placeholders.supplied) \
+                if REIDENTIFY_PERMISSION in caller.permissions else None
             model_version = route.info.model_version
             index, session_id, delivered = 0, "", []
 
-            def released(text: str, piece: ChatChunk | None = None) -> StreamChunk:
+            def released(text: str, piece: ChatChunk | None = None) -> StreamChunk | None:
+                """The next public chunk for text released by the window (None: nothing to send yet);
+                piece None: the last text, flushed after a failure."""
                 nonlocal index
-                if restore is not None:
-                    text = reidentify(text, restore)
-                delivered.append(text)
                 chunk = piece.chunk if piece is not None else None
+                final = chunk is None or chunk.finish_reason is not None
+                if restore is not None:
+                    text = restore.feed(text) + (restore.finish() if final else "")
+                if not text and (chunk is None or (chunk.finish_reason is None and chunk.usage is None)):
+                    return None
+                delivered.append(text)
                 index += 1
                 return StreamChunk(
                     request_id=caller.request_id, model_id=route.info.model_id, index=index - 1, text=text,
@@ -203,14 +210,14 @@ class ComplianceProxy:
                         text = await window.feed(text)
                         if chunk.finish_reason is not None:
                             text += await window.finish()
-                    if text or chunk.finish_reason is not None or chunk.usage is not None:
-                        yield released(text, piece)
+                    if (out := released(text, piece)) is not None:
+                        yield out
             except MedaiError:
                 # The worker failed mid-stream: what it generated so far still reaches the client
                 # (de-identified) before the error does.
                 held = await window.finish() if window is not None else ""
-                if held:
-                    yield released(held)
+                if (out := released(held)) is not None:
+                    yield out
                 raise
             if window is not None:
                 audit.add_counts(window.counts)

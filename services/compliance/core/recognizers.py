@@ -16,11 +16,17 @@ from presidio_analyzer import EntityRecognizer, RecognizerRegistry
 from presidio_analyzer.nlp_engine import NlpEngine
 from presidio_analyzer.predefined_recognizers import EmailRecognizer
 
-from services.compliance.core.phi.contact import PhoneFaxRecognizer, WebAddressRecognizer, WindowedPhoneRecognizer
+from services.compliance.core.phi.contact import (
+    PhoneFaxRecognizer,
+    WebAddressRecognizer,
+    WindowedPhoneRecognizer,
+    WindowedUrlRecognizer,
+)
 from services.compliance.core.phi.dates import AgeOver89Recognizer, ClinicalDateRecognizer
 from services.compliance.core.phi.gazetteers import (
     CountryPostcodeRecognizer,
     LowerCaseNameRecognizer,
+    LowerCaseTextNameRecognizer,
     NameGazetteerRecognizer,
     NameLineRecognizer,
     NameListRecognizer,
@@ -31,13 +37,16 @@ from services.compliance.core.phi.geography import (
     AddressLabelRecognizer,
     CityStateZipRecognizer,
     CuedPlaceRecognizer,
+    CuedStreetRecognizer,
     EuropeanStreetRecognizer,
+    PlaceShapeRecognizer,
     PostalBlockRecognizer,
     PostalCodeRecognizer,
     StreetAddressRecognizer,
 )
 from services.compliance.core.phi.identifiers import (
     AnyFormSsnRecognizer,
+    CuedIdentifierRecognizer,
     LabelledIdentifierRecognizer,
     ShapedIdentifierRecognizer,
 )
@@ -48,7 +57,11 @@ from services.compliance.core.phi.names import (
     SubjectNameRecognizer,
     TitledNameRecognizer,
 )
-from services.compliance.core.phi.ner import ClinicalSpacyRecognizer, NameShapedOrgRecognizer
+from services.compliance.core.phi.ner import (
+    ClinicalSpacyRecognizer,
+    NameShapedOrgRecognizer,
+    ProperNounNameRecognizer,
+)
 
 LANGUAGE = "en"
 # Country-specific recognizers to load (US identifiers: SSN, ITIN, passport, driver licence, bank).
@@ -89,6 +102,8 @@ REPLACEMENTS: dict[str, RecognizerFactory] = {
     "UsSsnRecognizer": lambda context: AnyFormSsnRecognizer(context.language),
     # The same phonenumbers matching, on digit runs only (the stock one scans the whole text per region).
     "PhoneRecognizer": lambda context: WindowedPhoneRecognizer(supported_language=context.language),
+    # The same URL patterns, on the runs of text that hold a domain only (the stock one scans every text whole).
+    "UrlRecognizer": lambda context: WindowedUrlRecognizer(supported_language=context.language),
     # Every written date form with its time of day; bare years and weekdays are not PHI.
     "DateRecognizer": lambda context: ClinicalDateRecognizer(context.language),
 }
@@ -104,7 +119,8 @@ ADDITIONS: tuple[RecognizerFactory, ...] = tuple(
         NameGazetteerRecognizer, TownGazetteerRecognizer, WebAddressRecognizer, SubjectNameRecognizer,
         LowerCaseNameRecognizer, NameLineRecognizer, SpeakerLabelRecognizer, CountryPostcodeRecognizer,
         CuedPlaceRecognizer, NameListRecognizer, NameShapedOrgRecognizer, EuropeanStreetRecognizer,
-        PostalBlockRecognizer,
+        PostalBlockRecognizer, CuedIdentifierRecognizer, ProperNounNameRecognizer, CuedStreetRecognizer,
+        PlaceShapeRecognizer, LowerCaseTextNameRecognizer,
     )
 )
 

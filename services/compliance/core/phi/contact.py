@@ -6,7 +6,7 @@ import re
 
 from presidio_analyzer import EntityRecognizer, RecognizerResult
 from presidio_analyzer.nlp_engine import NlpArtifacts
-from presidio_analyzer.predefined_recognizers import PhoneRecognizer
+from presidio_analyzer.predefined_recognizers import PhoneRecognizer, UrlRecognizer
 
 from services.compliance.core.phi.base import RuleRecognizer, digits, rule
 
@@ -45,7 +45,7 @@ class PhoneFaxRecognizer(RuleRecognizer):
         # International forms written without groups or with a bracketed trunk or country code:
         # "+441154960200", "+44(0)1154960997", "(+30) 2220 033224", "(351) 925807302".
         rule("PHONE_NUMBER", r"(?<![\w+])(?:\+\d{1,3}[ .-]?(?:\(0?\d{0,4}\)[ .-]?)?|\(\+?\d{1,3}\)[ .-]?)"
-                             r"\d(?:[ .-]?\d){5,13}(?![\w-])", 0.7, _phone_digits),
+                             r"\d(?:[ .-]?\d){5,13}(?:\s*(?:x|ext\.?)\s*\d{1,5})?(?![\w-])", 0.7, _phone_digits),
         rule("PHONE_NUMBER", r"(?<![\w-])(?:\+?1[ .-]?|00\d{1,3}[ .-]?)?\(?\d{3}\)?[ .-]?\d{3}[ .-]\d{4}"
                              r"(?:\s*(?:x|ext\.?)\s*\d{1,5})?(?![\w-])", 0.7, _phone_digits),
         rule("PHONE_NUMBER", r"(?<![\w+])\+\d{1,3}[ .-]?(?:\(0?\d{1,4}\)[ .-]?)?\d{1,4}(?:[ .-]\d{1,4}){1,4}(?![\w-])",
@@ -53,6 +53,9 @@ class PhoneFaxRecognizer(RuleRecognizer):
         rule("PHONE_NUMBER", r"(?<![\w./-])\(\d{2,4}\)\s?\d{2,4}[ .-]\d{2,4}(?:[ .-]\d{2,4})?(?![\w-])", 0.6,
              _phone_digits),
         rule("PHONE_NUMBER", r"(?<![\w./:-])\d{2,4}(?:[ .-]\d{2,4}){2,4}(?![\w/:-]|\.\d)", 0.4, _grouped),
+        # A run of eight to twelve digits: a phone number written without groups ("44660140"), or some other
+        # identifying number (no lab value or dose has that many digits).
+        rule("PHONE_NUMBER", r"(?<![\w.,/:+-])\d{8,12}(?![\w/:-]|[.,]\d)", 0.4),
         # A local number without its area code ("555-0123").
         rule("PHONE_NUMBER", r"(?<![\w.,/:-])\d{3}-\d{4}(?![\w/-]|[.,]\d)", 0.5),
     )
@@ -89,3 +92,22 @@ class WindowedPhoneRecognizer(PhoneRecognizer):
                 found.end += start
                 results.append(found)
         return EntityRecognizer.remove_duplicates(results)
+
+
+class WindowedUrlRecognizer(UrlRecognizer):
+    """Presidio's URL recognizer, run only on the runs of non-space characters that hold a dot followed by
+    two letters (every URL it finds does: a host and a top-level domain, without spaces). The stock one
+    scans the whole text with a pattern of every top-level domain (about 1.5 ms per KB here)."""
+
+    _CANDIDATE = re.compile(r"\S*\.[A-Za-z]{2}\S*")
+
+    def analyze(self, text: str, entities: list[str], nlp_artifacts: NlpArtifacts | None = None,
+                regex_flags: int | None = None) -> list[RecognizerResult]:
+        results: list[RecognizerResult] = []
+        for candidate in self._CANDIDATE.finditer(text):
+            start = max(0, candidate.start() - 1)
+            for found in super().analyze(text[start:candidate.end() + 1], entities, None, regex_flags):
+                found.start += start
+                found.end += start
+                results.append(found)
+        return results

@@ -33,6 +33,7 @@ _NAME_WORD = regex.compile(r"\p{Lu}[\p{L}'\u2019-]*\p{Ll}[\p{L}'\u2019-]*$")
 # noun, or another noun), a space inside a line, or anything else.
 _KNOWN, _INITIAL, _PROPER_WORD, _WORD, _GAP, _OTHER = "known", "initial", "proper", "word", "gap", "other"
 _LABEL_AFTER = regex.compile(r"[ \t]*:")
+_PLACE_PREPOSITIONS = frozenset({"in", "near", "through", "from", "to", "at", "around", "outside", "via"})
 
 
 def _last_end(token) -> int:
@@ -174,8 +175,9 @@ class NameGazetteerRecognizer(_TokenRecognizer):
 
 class TownGazetteerRecognizer(_TokenRecognizer):
     """Towns and cities (below the state: HIPAA removes them) written as GeoNames spells them, or in
-    capitals; a one-word town only when tagged a proper noun (or in capitals) and no everyday word
-    ("Mobile", "Reading"), never a field label ("Mobile: ...")."""
+    capitals, or in a text written all in lower case; a one-word town only when tagged a noun (or in
+    capitals, or after "in", "from" ... in a lower-case text) and no everyday word ("Mobile", "Reading"),
+    never a field label ("Mobile: ...")."""
 
     ENTITY = "LOCATION"
 
@@ -187,23 +189,25 @@ class TownGazetteerRecognizer(_TokenRecognizer):
         if nlp_artifacts is None or nlp_artifacts.tokens is None:
             return []
         tokens = list(nlp_artifacts.tokens)
+        lower_text = not any(c.isupper() for c in text)  # no capital marks a town: looked up title-cased
         results = []
         index = 0
         while index < len(tokens):
             token = tokens[index]
             word = token.text
-            options = self._towns.get(word) or (self._towns.get(word.title()) if word.isupper() and len(word) > 3
-                                                else None)
+            recased = (word.isupper() and len(word) > 3) or (lower_text and len(word) > 3)
+            options = self._towns.get(word) or (self._towns.get(word.title()) if recased else None)
             if not options:
                 index += 1
                 continue
             matched = 0
             for words in options:
                 window = [t.text for t in tokens[index:index + len(words)]]
-                if [w.title() if w.isupper() else w for w in window] == list(words):
+                if [w.title() if w.isupper() or lower_text else w for w in window] == list(words):
                     matched = len(words)
                     break
-            one_word_town = token.tag_ in _PROPER or (token.text.isupper() and len(token.text) > 3)
+            one_word_town = token.tag_ in _NOUNS or (token.text.isupper() and len(token.text) > 3) or (
+                lower_text and index > 0 and tokens[index - 1].text in _PLACE_PREPOSITIONS)
             if matched and (matched > 1 or (one_word_town and not ordinary_word(token.text))) \
                     and not _LABEL_AFTER.match(text, _last_end(tokens[index + matched - 1])):
                 last = tokens[index + matched - 1]
@@ -352,3 +356,42 @@ class NameListRecognizer(_TokenRecognizer):
             if any(m.group() in self._names for m in items):
                 results.extend(self._result(m.start(), m.end(), 0.6) for m in items)
         return results
+
+
+_LOWER_TOKEN = regex.compile(r"(?<![\p{L}'\u2019-])\p{Ll}[\p{Ll}'\u2019-]+(?![\p{L}'\u2019-])")
+
+
+class LowerCaseTextNameRecognizer(_TokenRecognizer):
+    """In a text written all in lower case (no capital marks a name), a known given name or surname that is
+    no everyday or clinical word and that the tagger calls a noun ("rose 2 kg" is a verb), with the unusual
+    words right beside it ("selma is from ...", "leave me nina, ...", "have you heard nijito asano speak")."""
+
+    ENTITY = "PERSON"
+    SCORE = 0.5
+
+    def analyze(self, text: str, entities: list[str], nlp_artifacts: NlpArtifacts | None = None,
+                ) -> list[RecognizerResult]:
+        if any(c.isupper() for c in text):
+            return []
+        names = lower_case_names()
+        words = list(_LOWER_TOKEN.finditer(text))
+        tags = {t.idx: t.tag_ for t in nlp_artifacts.tokens} if nlp_artifacts and nlp_artifacts.tokens else {}
+        results = []
+        for index, word in enumerate(words):
+            if word.group() not in names or not tags.get(word.start(), "NN").startswith("NN"):
+                continue
+            first, last = index, index
+            while first > 0 and _beside(text, words[first - 1], words[first]) and _unusual(words[first - 1]):
+                first -= 1
+            while last + 1 < len(words) and _beside(text, words[last], words[last + 1]) and _unusual(words[last + 1]):
+                last += 1
+            results.append(self._result(words[first].start(), words[last].end(), self.SCORE))
+        return results
+
+
+def _beside(text: str, left: regex.Match, right: regex.Match) -> bool:
+    return text[left.end():right.start()] in {" ", "\t"}
+
+
+def _unusual(word: regex.Match) -> bool:
+    return not ordinary_word(word.group()) and word.group() not in NOT_PHI and len(word.group()) > 2

@@ -3,7 +3,7 @@ military boxes, the lines of an address block), "City, ST 12345" lines, and ZIP 
 from __future__ import annotations
 
 import regex
-from presidio_analyzer import RecognizerResult
+from presidio_analyzer import LocalRecognizer, RecognizerResult
 from presidio_analyzer.nlp_engine import NlpArtifacts
 
 from services.compliance.core.phi.base import RuleRecognizer, rule
@@ -82,7 +82,7 @@ _NOT_A_UNIT_OF_MEASURE = (r"(?!\s*(?i:mg|mcg|\u00b5g|g|kg|ml|l|units?|iu|%|mmol|
 # What may follow a street on the same or the next lines: units, town, state, postcode, country. A line
 # may open with a bullet ("??? ", "- "); a line of lower-case words only counts as a whole line. A town's
 # word has no full stop but for a short abbreviation ("St.", "Mt."), so a sentence's end ends the address.
-_TOWN_WORD = (r"(?:\p{Lu}\p{L}{0,2}\.|\p{Lu}[\p{L}\u2206'\u2019-]*(?:\.(?=[\p{L}-]))?[\p{L}\u2206'\u2019-]*|"
+_TOWN_WORD = (r"(?:\p{Lu}\p{L}{0,2}\.|\p{Lu}[\p{L}\u2206'\u2019-]*(?:\.(?=[\p{L}-]))?[\p{L}\u2206'\u2019-]*(?!\d)|"
               r"(?:de|del|do|da|du|la|di|dos|das|van|von|der|sur|upon|on|nad|u|am|an)(?=[ \t]+\p{Lu}))")
 _BULLET = r"(?:[^\w\s,]{1,4}[ \t]+)?"
 _LOWER_LINE = (rf"(?<=\n[ \t]*{_BULLET})\p{{Ll}}[\p{{Ll}}'\u2019.-]+(?:[ \t]+\p{{Ll}}[\p{{Ll}}'\u2019.-]+){{0,2}}"
@@ -281,15 +281,6 @@ class CityStateZipRecognizer(RuleRecognizer):
     )
 
 
-class PostalCodeRecognizer(RuleRecognizer):
-    """Postal codes after a label ("ZIP: 02118", "postal code B0J 2H0")."""
-
-    RULES = (
-        rule("ZIP_CODE", r"(?i:\b(?:zip(?:\s*code)?|postal\s*code|post\s*code|postcode|plz)\b)\s*[:#]?\s*"
-                         r"(?P<value>[A-Za-z0-9]{2,5}(?:[ -][A-Za-z0-9]{2,4})?)\b", 0.85),
-    )
-
-
 _CORNER_STREET = (r"(?:[\p{Lu}\d]|(?:ul|u|str|rue|via)\.?\s)[^\n.?!,&]{0,40}?(?:\.[^\n.?!,&]{0,30}?)?"
                   r"(?=\s+(?:and|&)\s|[.?!,]|\n|$)")
 
@@ -353,3 +344,138 @@ class CuedPlaceRecognizer(RuleRecognizer):
     # The cue as a look-behind: trying it only before capitalised words is several times faster.
     RULES = (rule("LOCATION", rf"(?<={_HOME_CUES}[ \t]+){_PLACE}", 0.6, _a_place),
              rule("LOCATION", rf"(?<={_TRAVEL_CUES}[ \t]+){_PLACE}", 0.6, _a_destination))
+
+
+# Where a street is said to be ("deliver to", "at", "lives on", "address:"): what follows may be a street
+# written with no street type, its name before or after the house number ("Plachého 5", "Skoltorget 20",
+# "96 Perez Riverway", "072/514 Jason Centreway").
+_STREET_CUES = (r"(?i:\b(?:at|to|on|address(?:\s+is)?\s*:?|(?:lives?|living|resides?|located|situated)\s+(?:at|on)|"
+                r"deliver(?:ed)?\s+to|sent\s+to|moved\s+to))")
+_NAME_WORD = r"\p{Lu}[\p{Ll}\p{Lu}'\u2019-]*\p{Ll}[\p{Ll}'\u2019-]*\.?"
+_HOUSE_NUMBER = r"\d{1,5}[a-z]?(?:[/-]\d{1,4}[a-z]?)?"
+
+
+def _street_name(value: str) -> bool:
+    """Its capitalised words are no everyday, clinical or title words ("Room 12", "Metformin 500",
+    "Phase 2", "Dr. Lee 5" are no streets)."""
+    words = [w.rstrip(".") for w in _CAPITALISED.findall(value)]
+    return bool(words) and not any(ordinary_word(w) or w.lower() in NOT_PHI for w in words)
+
+
+class PostalCodeRecognizer(RuleRecognizer):
+    """Postal codes after a label ("ZIP: 02118", "postal code B0J 2H0", "the zip is 71286652"), and after a
+    town's name."""
+
+    RULES = (
+        rule("ZIP_CODE", r"(?i:\b(?:zip(?:\s*code)?|postal\s*code|post\s*code|postcode|plz)\b)"
+                         r"\s*(?:[:#]|is\b|was\b)?\s*"
+                         r"(?P<value>[A-Za-z0-9]{2,8}(?:[ -](?=[A-Za-z]*\d)[A-Za-z0-9]{2,4})?)\b", 0.85),
+        # A postcode of five or more characters after a town's name ("Uddevalla 51676", "Papradno 846 72",
+        # "Mosonmagyaróvár H-9872", "Lierop 5019MV"): the two are a place.
+        rule("LOCATION", rf"(?<![\w-])(?P<value>{_NAME_WORD}(?:[ \t]+{_NAME_WORD}){{0,2}},?[ \t]+(?:\d{{5,6}}|"
+                         r"\d{3}[ \t]\d{2}|\d{2}-\d{3}|[A-Z]-\d{4}|\d{4}[ \t]?[A-Z]{2}))(?![\w-])"
+                         rf"{_NOT_A_UNIT_OF_MEASURE}", 0.5, _street_name),
+    )
+
+
+class CuedStreetRecognizer(_AddressRecognizer):
+    """A street with no street type after a word that says where ("Deliver to Plachého 5", "moved to Skoltorget
+    20", "the pharmacy at 96 Perez Riverway"); not when a unit of measure follows ("on Entresto 24/26 mg")."""
+
+    RULES = (
+        rule("STREET_ADDRESS", rf"{_STREET_CUES}[ \t]+(?P<value>{_NAME_WORD}(?:[ \t]+(?:{_NAME_WORD}|"
+                               rf"{_STREET_PARTICLE}(?=[ \t]+\p{{Lu}}))){{0,3}},?[ \t]+{_HOUSE_NUMBER}"
+                               rf"{_NOT_A_UNIT_OF_MEASURE}(?![\w/-]|[.,]\d){_UNIT}?)", 0.55, _street_name),
+        rule("STREET_ADDRESS", rf"{_STREET_CUES}[ \t]+(?P<value>{_HOUSE_NUMBER}(?:[ \t]+\d{{1,5}})?[ \t]+"
+                               rf"{_NAME_WORD}(?:[ \t]+{_NAME_WORD}){{0,2}}{_UNIT}?)(?![\w'\u2019-])", 0.55,
+             _street_name),
+    )
+
+
+# What towns are called by their shape, beyond any list: a word ending like a town ("Jonesburgh",
+# "Alisonmouth", "Leahfurt"), a word opening a town's name ("New ...", "Port ...", "Lake ..."), two
+# names joined by a town particle ("Lúčnica nad Žitavou", "Ribeiro das Pedras").
+TOWN_ENDINGS = ("mouth", "side", "chester", "bury", "burgh", "borough", "boro", "ville", "furt", "haven", "view",
+                "stad", "port", "fort", "field", "ford", "berg", "burg", "dorf", "hausen", "heim", "stadt", "wick",
+                "town", "ton", "land", "shire", "dale", "wood", "vár", "falva", "háza", "hely", "by", "borg", "köping",
+                "grad", "polis", "heide", "feld", "kirchen", "bach")
+TOWN_OPENERS = frozenset({"New", "North", "South", "East", "West", "Port", "Lake", "Mount", "Fort", "Saint", "St.",
+                          "San", "Santa", "Santo", "São", "Los", "Las", "El", "Bad", "Nowy", "Nowa", "Nové", "Nový",
+                          "Velké", "Velký", "Malé", "Upper", "Lower", "Great", "Little", "Old", "Villa", "Monte",
+                          "Porto", "Castel", "Bom", "Nueva", "Nuevo", "Puerto", "Ciudad"})
+TOWN_PARTICLES = frozenset({"nad", "pod", "de", "das", "dos", "do", "da", "di", "del", "sur", "am", "an", "upon",
+                            "im", "ob", "bei", "en", "la", "le", "sul", "sull"})
+# Words before a town: "in", "near", "through" ... (where one lives or goes is CuedPlaceRecognizer's).
+PLACE_PREPOSITIONS = frozenset({"in", "near", "through", "around", "outside", "via", "towards", "across", "from",
+                                "to", "at"})
+_TOWN_WORD_SHAPE = regex.compile(r"\p{Lu}[\p{Ll}\p{Lu}'\u2019-]*\p{Ll}[\p{Ll}'\u2019-]*$")
+_PROPER = frozenset({"NNP", "NNPS"})
+_NOUN_TAGS = frozenset({"NN", "NNS", "NNP", "NNPS"})
+
+
+def _town_word(token) -> bool:
+    word = token.text
+    return bool(_TOWN_WORD_SHAPE.match(word)) and not ordinary_word(word) and word.lower() not in NOT_PHI
+
+
+def _town_shaped(word: str) -> bool:
+    lower = word.lower()
+    return any(lower.endswith(ending) and len(lower) - len(ending) >= 3 for ending in TOWN_ENDINGS)
+
+
+class PlaceShapeRecognizer(LocalRecognizer):
+    """Towns no list holds, by their shape: a proper noun ending like a town ("Alisonmouth", "CharpentierVille"),
+    an opener and a proper noun ("New Jacquelinemouth", "North Nesip"), names joined by a town particle
+    ("Lúčnica nad Žitavou"), and proper nouns after "in", "near", "through" ... ("The clinic in Glennmouth");
+    never everyday, clinical or organisation words."""
+
+    SCORE = 0.5
+
+    def __init__(self, supported_language: str = "en") -> None:
+        super().__init__(supported_entities=["LOCATION"], supported_language=supported_language,
+                         name=type(self).__name__)
+
+    def load(self) -> None:
+        """Nothing to load: it reads the tags spaCy gave."""
+
+    def analyze(self, text: str, entities: list[str], nlp_artifacts: NlpArtifacts | None = None,
+                ) -> list[RecognizerResult]:
+        if nlp_artifacts is None or nlp_artifacts.tokens is None:
+            return []
+        doc = nlp_artifacts.tokens
+        results = []
+        for token in doc:
+            end = self._place_end(doc, token)
+            if end is not None:
+                results.append(RecognizerResult("LOCATION", token.idx, end, self.SCORE, recognition_metadata={
+                    RecognizerResult.RECOGNIZER_NAME_KEY: self.name,
+                    RecognizerResult.RECOGNIZER_IDENTIFIER_KEY: self.id}))
+        return results
+
+    def _place_end(self, doc, token) -> int | None:
+        """Where a place that starts at this token ends (None: none starts here)."""
+        proper = token.tag_ in _PROPER
+        following = _adjacent(doc, token.i)
+        if token.text in TOWN_OPENERS and following is not None and following.tag_ in _PROPER \
+                and _town_word(following):
+            return following.idx + len(following.text)
+        if not _town_word(token) or not (proper or (token.tag_ in _NOUN_TAGS and _town_shaped(token.text))):
+            return None
+        if following is not None and following.text in TOWN_PARTICLES:
+            named = _adjacent(doc, following.i)
+            if named is not None and _town_word(named) and named.text[:1].isupper():
+                return named.idx + len(named.text)
+        before = doc[token.i - 1] if token.i > 0 else None
+        after_preposition = before is not None and before.text in PLACE_PREPOSITIONS and token.text[:1].isupper()
+        if _town_shaped(token.text) or (after_preposition and not (following is not None
+                                                                   and following.tag_ in _PROPER)):
+            return token.idx + len(token.text)
+        return None
+
+
+def _adjacent(doc, index: int):
+    """The token after doc[index] when a single space separates them, else None."""
+    if index + 1 >= len(doc):
+        return None
+    token, following = doc[index], doc[index + 1]
+    return following if following.idx == token.idx + len(token.text) + 1 else None

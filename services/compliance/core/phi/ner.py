@@ -8,7 +8,14 @@ from presidio_analyzer import LocalRecognizer, RecognizerResult
 from presidio_analyzer.nlp_engine import NlpArtifacts
 from presidio_analyzer.predefined_recognizers import SpacyRecognizer
 
-from services.compliance.core.phi.vocabulary import NOT_PHI, ORGANISATION_WORDS, only_common_words, ordinary_word
+from services.compliance.core.phi.vocabulary import (
+    CONDITIONS,
+    DRUGS,
+    NOT_PHI,
+    ORGANISATION_WORDS,
+    only_common_words,
+    ordinary_word,
+)
 
 # spaCy DATE/TIME are mostly relative ("next week"), NRP and ORG are no HIPAA identifiers: patterns find the rest.
 ENTITIES = ["PERSON", "LOCATION"]
@@ -75,3 +82,57 @@ def _name_shaped(word: str) -> bool:
         return word[0].isupper()
     return (bool(_NAME_TOKEN.match(word)) and word.lower() not in ORGANISATION_WORDS
             and word.lower() not in NOT_PHI and not ordinary_word(word))
+
+
+_PROPER_TAGS = frozenset({"NNP", "NNPS"})
+
+
+class ProperNounNameRecognizer(LocalRecognizer):
+    """Two to four adjacent words the tagger calls proper nouns, each name-shaped and none an everyday,
+    clinical or organisation word ("for Ethkadar Marprami:", spaCy's PRODUCT): names no list holds; not
+    beside an eponym or drug ("Glasgow Coma Scale")."""
+
+    MIN_WORDS, MAX_WORDS = 2, 4
+    SCORE = 0.5
+
+    def __init__(self, supported_language: str = "en") -> None:
+        super().__init__(supported_entities=["PERSON"], supported_language=supported_language,
+                         name="ProperNounNameRecognizer")
+
+    def load(self) -> None:
+        """Nothing to load: it reads the tags spaCy gave."""
+
+    def analyze(self, text: str, entities: list[str], nlp_artifacts: NlpArtifacts | None = None,
+                ) -> list[RecognizerResult]:
+        if nlp_artifacts is None or nlp_artifacts.tokens is None:
+            return []
+        results, run = [], []
+        doc = nlp_artifacts.tokens
+        for token in [*doc, None]:
+            if token is not None and token.tag_ in _PROPER_TAGS and _name_shaped(token.text) \
+                    and (not run or token.idx == run[-1].idx + len(run[-1].text) + 1):
+                run.append(token)
+                continue
+            if not run or not (_term_word(doc, run[0].i - 1) or _term_word(doc, run[-1].i + 1)):
+                results.extend(self._result(run))
+            run = [token] if token is not None and token.tag_ in _PROPER_TAGS and _name_shaped(token.text) else []
+        return results
+
+    def _result(self, run: list) -> list[RecognizerResult]:
+        while run and len(run[-1].text.rstrip(".")) == 1:  # initials belong to a name, not at its ends
+            run = run[:-1]
+        while run and len(run[0].text.rstrip(".")) == 1:
+            run = run[1:]
+        if not self.MIN_WORDS <= len(run) <= self.MAX_WORDS:
+            return []
+        start, end = run[0].idx, run[-1].idx + len(run[-1].text)
+        return [RecognizerResult("PERSON", start, end, self.SCORE, recognition_metadata={
+            RecognizerResult.RECOGNIZER_NAME_KEY: self.name, RecognizerResult.RECOGNIZER_IDENTIFIER_KEY: self.id})]
+
+
+def _term_word(doc, index: int) -> bool:
+    """Is the token at index a capitalised eponym or drug ("Glasgow", "Parkinson")?"""
+    if not 0 <= index < len(doc):
+        return False
+    word = doc[index].text
+    return word[:1].isupper() and word.lower().removesuffix("'s") in CONDITIONS | DRUGS

@@ -6,9 +6,7 @@ of a found name, is reported too.
 """
 from __future__ import annotations
 
-from collections.abc import Iterable
-
-import regex
+from collections.abc import Iterable, Iterator
 
 from services.compliance.core.phi.vocabulary import NOT_PHI, only_common_words
 from services.compliance.core.types import DetectedEntity
@@ -44,13 +42,23 @@ def propagate(text: str, found: Iterable[DetectedEntity], threshold: float) -> l
         for term in candidates:
             if len(term) >= MIN_VALUE_CHARS or (entity.entity_type in NAME_TYPES and len(term) >= 2 and term != value):
                 terms[term] = entity
-    if not terms:
-        return found
-    pattern = regex.compile(r"(?<![\w])(?:" + "|".join(regex.escape(t) for t in sorted(terms, key=len, reverse=True))
-                            + r")(?![\w])")
     extra = []
-    for match in pattern.finditer(text):
-        source = terms[match.group()]
-        extra.append(DetectedEntity(source.entity_type, match.start(), match.end(), min(source.score,
-                                                                                          PROPAGATED_SCORE)))
+    for term, source in terms.items():
+        for start in _occurrences(text, term):
+            extra.append(DetectedEntity(source.entity_type, start, start + len(term),
+                                        min(source.score, PROPAGATED_SCORE)))
     return found + extra
+
+
+def _word_char(char: str) -> bool:
+    return char.isalnum() or char == "_"
+
+
+def _occurrences(text: str, term: str) -> Iterator[int]:
+    """Where term stands as whole words in text (no letter, digit or underscore on either side)."""
+    start = text.find(term)
+    while start >= 0:
+        end = start + len(term)
+        if not (start and _word_char(text[start - 1])) and not (end < len(text) and _word_char(text[end])):
+            yield start
+        start = text.find(term, start + 1)

@@ -36,7 +36,10 @@ tadalafil cialis digoxin amiodarone diltiazem cardizem verapamil hydralazine iso
 magnesium calcium vitamin folate thiamine cyanocobalamin ferrous iron epinephrine norepinephrine levophed
 dopamine dobutamine vasopressin propofol midazolam versed ketamine rocuronium succinylcholine methotrexate
 humira adalimumab infliximab remicade tacrolimus prograf cyclosporine mycophenolate cellcept keytruda
-pembrolizumab tamoxifen letrozole herceptin
+pembrolizumab tamoxifen letrozole herceptin entresto sacubitril trulicity dulaglutide mounjaro tirzepatide wegovy
+brilinta ticagrelor repatha evolocumab dupixent enbrel stelara tradjenta invokana basaglar tresiba toujeo novolin
+humulin levemir breo anoro trelegy incruse nucala fasenra xolair biktarvy genvoya descovy truvada paxlovid tamiflu
+opdivo nivolumab revlimid imbruvica ibrance dexcom libre omnipod
 """)
 CONDITIONS = _words("""
 parkinson parkinson's parkinsons alzheimer alzheimer's alzheimers crohn crohn's crohns hodgkin hodgkin's
@@ -63,9 +66,26 @@ be been has had have will would should can could may might must shall please tha
 glucose creatinine hemoglobin hematocrit platelets wbc rbc bun alt ast inr ptt troponin bnp a1c hba1c tsh ldl
 hdl cholesterol triglycerides albumin bilirubin lactate procalcitonin urinalysis culture
 """)
+# Nouns that end the names of scales, signs and diseases ("Glasgow Coma Scale", "Bell's Palsy"), written
+# capitalised as proper nouns are.
+TERMS = _words("""
+scale scales index score criteria classification questionnaire inventory maneuver manoeuvre reflex sign test
+fracture palsy phenomenon coma disease syndrome disorder tumor tumour lymphoma sarcoma carcinoma leukemia
+anemia anaemia virus infection fever regimen protocol staging primary secondary tertiary ulcer valve catheter
+line drain shunt pump monitor sensor implant stent graft lens block nerve artery vein muscle ligament tendon
+chapter version phase cycle dose round appendix zone wing tablet capsule vial injection cohort module lesson
+session tier track channel sector onset arm cohort visit route interstate exit
+telehealth telemedicine teleconsult videoconference mychart
+""")
 MONTH_AND_DAY_WORDS = _words("""
 january february march april june july august september october november december jan feb mar apr jun jul aug
 sep sept oct nov dec monday tuesday wednesday thursday friday saturday sunday today yesterday tomorrow tonight
+""")
+# Letter runs of clinical terms written with digits ("COVID-19", "HbA1c", "BRCA1", "HLA-B27", "CD4"): a value
+# after an identifier cue made of these and a few digits is no identifier.
+CODE_WORDS = _words("""
+covid sars cov hba brca cd hla dm hpv hsv ebv cmv ige igg igm iga ft vit apgar curb phq gad ecog nyha gcs nihss bi
+rads tnm cin gleason her egfr alk ros kras braf jak il tnf icd cpt mmse moca chads vasc abcd spo fio pao paco
 """)
 
 # Words of everyday talk and clinical notes missing from the general lists below: interjections that open
@@ -92,7 +112,7 @@ technology solutions services media labs holdings networks club society council 
 and & of the for
 """)
 
-NOT_PHI = DRUGS | CONDITIONS | HEADINGS | MONTH_AND_DAY_WORDS
+NOT_PHI = DRUGS | CONDITIONS | TERMS | HEADINGS | MONTH_AND_DAY_WORDS
 # After a title ("Dr. Parkinson", "Mrs. Graves") or among names ("Monjeau, Barrett and Reed") an eponym
 # is a surname; a heading, a month, an everyday word or a drug is not.
 NOT_A_SURNAME = HEADINGS | MONTH_AND_DAY_WORDS | EVERYDAY | DRUGS
