@@ -7,8 +7,12 @@ request content.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from prometheus_client import REGISTRY, Counter, Gauge, Histogram, start_http_server
+
+if TYPE_CHECKING:
+    from libs.tls import MeshTls
 
 RPC_REQUESTS = Counter(
     "medai_rpc_requests_total", "gRPC calls handled, by method and status code", ["method", "code"]
@@ -23,10 +27,15 @@ RPC_IN_FLIGHT = Gauge("medai_rpc_in_flight", "gRPC calls being handled now")
 SERVICE_SERVING = Gauge("medai_service_serving", "1 while this service reports SERVING, else 0")
 
 
-def serve_metrics(host: str, port: int) -> Callable[[], None]:
-    """Start the Prometheus endpoint on host:port (a daemon thread); returns a stop function."""
+def serve_metrics(host: str, port: int, tls: MeshTls | None = None) -> Callable[[], None]:
+    """Start the Prometheus endpoint on host:port (a daemon thread); returns a stop function. With mesh TLS:
+    HTTPS, client certificates required, only TLS_METRICS_CALLERS admitted (`libs.tls.https`)."""
     if port == 0:
         return lambda: None
+    if tls is not None:
+        from libs.tls.https import start_metrics_https
+
+        return start_metrics_https(host, port, tls)
     server, thread = start_http_server(port, addr=host, registry=REGISTRY)
 
     def stop() -> None:

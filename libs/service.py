@@ -15,6 +15,7 @@ from libs.process import exit_with_parent
 from libs.rpc.health import HealthReporter
 from libs.rpc.server import serve_until_signalled
 from libs.telemetry import setup_tracing
+from libs.tls import mesh_tls
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +38,8 @@ def run_service(settings: ServiceSettings, start: Callable[[ServiceSettings], Aw
     exit_with_parent()
     configure_logging(name, settings.app.log_level)
     stop_tracing = setup_tracing(name, settings.telemetry)
-    stop_metrics = serve_metrics(settings.host, settings.metrics_port)
+    stop_metrics = serve_metrics(settings.host, settings.metrics_port,
+                                 mesh_tls(settings.tls, name, settings.app.state_dir))
     try:
         asyncio.run(_serve(settings, start))
     finally:

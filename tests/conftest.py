@@ -1,7 +1,14 @@
 """Fixtures shared across test areas."""
 from __future__ import annotations
 
+import os
+
 import pytest
+
+# Servers and processes the tests start for other concerns run without mesh TLS, like their plaintext test
+# clients; the mTLS tests turn it on for what they start (`tests.support.mesh_tls`), and the whole-mesh tests
+# (`tests.support.local_mesh`) run `make run` as it is by default: mutual TLS on.
+os.environ.setdefault("TLS_ENABLED", "false")
 
 
 @pytest.fixture(scope="session")

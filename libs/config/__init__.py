@@ -21,6 +21,7 @@ from libs.config.services import (
     ServiceSettings,
     WorkerSettings,
 )
+from libs.config.tls import TlsFiles, TlsSettings
 
 __all__ = [
     "SERVICE_SETTINGS",
@@ -40,5 +41,7 @@ __all__ = [
     "ServiceSettings",
     "ServingSettings",
     "TelemetrySettings",
+    "TlsFiles",
+    "TlsSettings",
     "WorkerSettings",
 ]

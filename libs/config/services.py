@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import ClassVar, Literal
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings
 
 from libs.config.base import (
@@ -19,6 +19,7 @@ from libs.config.base import (
     TelemetrySettings,
     env_config,
 )
+from libs.config.tls import TlsSettings
 
 # Local ports (gRPC, metrics) of each service; `.env.example` lists the same.
 DEFAULT_PORTS: dict[str, tuple[int, int]] = {
@@ -51,6 +52,7 @@ class ServiceSettings(BaseSettings):
     metrics_port: int = Field(ge=0, le=65535)
     app: AppSettings = Field(default_factory=AppSettings)
     telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)
+    tls: TlsSettings = Field(default_factory=TlsSettings)
 
     def dial_address(self) -> str:
         """Where a local client reaches this service."""
@@ -59,7 +61,7 @@ class ServiceSettings(BaseSettings):
 
     def metrics_url(self) -> str:
         host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
-        return f"http://{host}:{self.metrics_port}/metrics"
+        return f"{metrics_scheme(self.tls.enabled)}://{host}:{self.metrics_port}/metrics"
 
 
 class WorkerSettings(ServiceSettings):
@@ -227,9 +229,16 @@ class MonitoredService(BaseModel):
     metrics_url: str = ""
 
 
-def _local_services() -> dict[str, MonitoredService]:
+def metrics_scheme(tls: bool) -> str:
+    """Metrics endpoints speak HTTPS (client certificates required) while mesh TLS is on."""
+    return "https" if tls else "http"
+
+
+def local_services(tls: bool = True) -> dict[str, MonitoredService]:
+    """Every service on its default local ports."""
     return {
-        name: MonitoredService(address=local_address(name), metrics_url=f"http://127.0.0.1:{metrics}/metrics")
+        name: MonitoredService(address=local_address(name),
+                               metrics_url=f"{metrics_scheme(tls)}://127.0.0.1:{metrics}/metrics")
         for name, (_, metrics) in DEFAULT_PORTS.items()
     }
 
@@ -240,8 +249,9 @@ class MonitorSettings(ServiceSettings):
 
     port: int = DEFAULT_PORTS["monitor"][0]
     metrics_port: int = DEFAULT_PORTS["monitor"][1]
-    # JSON map of service name -> {"address", "metrics_url"}; default: every local service.
-    services: dict[str, MonitoredService] = Field(default_factory=_local_services)
+    # JSON map of service name -> {"address", "metrics_url"}; empty: every local service (https metrics
+    # while TLS is on). The name is the service's identity: the server name its certificate must carry.
+    services: dict[str, MonitoredService] = Field(default_factory=dict)
     # Metrics-only targets (name -> URL), scraped into /metrics but not health-watched; default: the
     # supervisor of `make run`. Containers and pods have none (their restarts are the runtime's).
     extra_metrics: dict[str, str] = Field(
@@ -259,6 +269,12 @@ class MonitorSettings(ServiceSettings):
     # Reconnect backoff of the health Watch streams, in seconds (doubling, with jitter).
     watch_backoff_initial_seconds: float = Field(default=0.2, gt=0)
     watch_backoff_max_seconds: float = Field(default=5.0, gt=0)
+
+    @model_validator(mode="after")
+    def _default_services(self) -> MonitorSettings:
+        if not self.services:
+            self.services = local_services(self.tls.enabled)
+        return self
 
 
 class EnvoySettings(BaseSettings):
@@ -280,8 +296,21 @@ class EnvoySettings(BaseSettings):
     base_id: int = 0
     config_path: Path = Path(".medai/envoy.json")
     access_log_path: str = "/dev/stdout"
+    # Downstream TLS (HTTPS and gRPC over TLS, HTTP/2 and HTTP/1.1 by ALPN, TLS 1.2+ with modern ciphers) on
+    # tls_host:tls_port when both files are set (PEM; re-read when they change). The plain listener above
+    # stays, for local use on 127.0.0.1.
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
+    tls_host: str = "127.0.0.1"
+    tls_port: int = Field(default=8443, ge=1, le=65535)
     app: AppSettings = Field(default_factory=AppSettings)
     telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)
+    # Mesh mTLS: Envoy's client identity `envoy` towards the gateway.
+    tls: TlsSettings = Field(default_factory=TlsSettings)
+
+    @property
+    def downstream_tls(self) -> bool:
+        return bool(self.tls_cert_file and self.tls_key_file)
 
 
 SERVICE_SETTINGS: dict[str, type[ServiceSettings]] = {
@@ -303,6 +332,7 @@ class LauncherSettings(BaseSettings):
     metrics_port: int = Field(default=LAUNCHER_METRICS_PORT, ge=0, le=65535)
     app: AppSettings = Field(default_factory=AppSettings)
     envoy: EnvoySettings = Field(default_factory=EnvoySettings)
+    tls: TlsSettings = Field(default_factory=TlsSettings)
 
 
 class ClientSettings(BaseSettings):

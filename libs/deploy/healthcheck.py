@@ -1,8 +1,10 @@
 """The containers' health probe: `python -m libs.deploy.healthcheck SERVICE`; exit 0 when healthy.
 
 A gRPC service is asked `grpc.health.v1.Health/Check` for the whole server ("") on the port its
-own settings give (so a `*_PORT` override is followed); `envoy` is asked `GET /ready` on its admin
-port. The image HEALTHCHECK, the compose healthchecks and `make compose-test` all run this.
+own settings give (so a `*_PORT` override is followed), over mutual TLS with the service's own
+certificate (a service admits its own identity to its health); `envoy` is asked `GET /ready` on its
+admin port. The image HEALTHCHECK, the compose healthchecks, the Kubernetes probes and
+`make compose-test` all run this.
 """
 from __future__ import annotations
 
@@ -10,18 +12,35 @@ import sys
 import urllib.error
 import urllib.request
 
-from libs.config import SERVICE_SETTINGS, EnvoySettings
+from libs.config import SERVICE_SETTINGS, EnvoySettings, ServiceSettings
+from libs.tls.material import CertificateError, load_material
 
 EDGE = "envoy"
 TIMEOUT_SECONDS = 4.0
 
 
-def grpc_serving(address: str, timeout: float = TIMEOUT_SECONDS) -> bool:
-    """True when the server at `address` reports SERVING for the whole server."""
+def _channel(settings: ServiceSettings):
+    import grpc
+
+    if not settings.tls.enabled:
+        return grpc.insecure_channel(settings.dial_address())
+    name = type(settings).service_name
+    material = load_material(settings.tls.files(name, settings.app.state_dir))
+    credentials = grpc.ssl_channel_credentials(material.ca, material.key, material.cert)
+    return grpc.secure_channel(settings.dial_address(), credentials, options=[("grpc.ssl_target_name_override", name)])
+
+
+def grpc_serving(settings: ServiceSettings, timeout: float = TIMEOUT_SECONDS) -> bool:
+    """True when the service reports SERVING for the whole server."""
     import grpc
     from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-    with grpc.insecure_channel(address) as channel:
+    try:
+        channel = _channel(settings)
+    except CertificateError as error:
+        print(f"healthcheck: {error}", file=sys.stderr)
+        return False
+    with channel:
         try:
             reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=timeout)
         except grpc.RpcError:
@@ -43,7 +62,7 @@ def healthy(service: str) -> bool:
         return envoy_ready(EnvoySettings().admin_port)
     if service not in SERVICE_SETTINGS:
         raise SystemExit(f"unknown service {service!r}: one of {EDGE}, {', '.join(SERVICE_SETTINGS)}")
-    return grpc_serving(SERVICE_SETTINGS[service]().dial_address())
+    return grpc_serving(SERVICE_SETTINGS[service]())
 
 
 def main(argv: list[str]) -> int:

@@ -1,8 +1,11 @@
 """The Envoy edge's bootstrap, built as plain data from `EnvoySettings` and written as JSON.
 
 One listener serves HTTP/1.1 JSON (transcoded to the public `medai.gateway.v1.Gateway`
-service) and native gRPC (h2c) alike. Every request body is PHI: nothing here logs or
-echoes one (access log without bodies or query strings, generic local-reply bodies).
+service) and native gRPC (h2c) alike, in plaintext for local use (127.0.0.1:8080); with
+ENVOY_TLS_CERT_FILE / ENVOY_TLS_KEY_FILE a second one serves both over TLS (HTTPS, gRPC over
+TLS). Envoy calls the gateway over mutual TLS (`libs.envoy.tls`). Every request body is PHI:
+nothing here logs or echoes one (access log without bodies or query strings, generic
+local-reply bodies).
 """
 from __future__ import annotations
 
@@ -12,6 +15,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from libs.config import EnvoySettings
+from libs.envoy.tls import downstream_tls, upstream_tls, write_sds_files
 
 DESCRIPTOR_PATH = Path(__file__).resolve().parent.parent / "generated" / "medai_descriptor.pb"
 PUBLIC_SERVICE = "medai.gateway.v1.Gateway"
@@ -84,15 +88,17 @@ def render_config(settings: EnvoySettings, descriptor_path: Path = DESCRIPTOR_PA
     return {
         "node": {"id": "medai-envoy", "cluster": "medai-edge"},
         "admin": {"address": _socket_address("127.0.0.1", settings.admin_port)},
-        "static_resources": {"listeners": [_listener(settings, descriptor_path)], "clusters": clusters},
+        "static_resources": {"listeners": _listeners(settings, descriptor_path), "clusters": clusters},
         "overload_manager": _overload_manager(),
     }
 
 
 def write_config(settings: EnvoySettings, descriptor_path: Path = DESCRIPTOR_PATH, path: Path | None = None) -> Path:
-    """Render the bootstrap to `path` (default settings.config_path), creating its folder."""
+    """Render the bootstrap to `path` (default settings.config_path), creating its folder, and the SDS
+    files of its certificates."""
     target = path or settings.config_path
     target.parent.mkdir(parents=True, exist_ok=True)
+    write_sds_files(settings)
     target.write_text(json.dumps(render_config(settings, descriptor_path), indent=2) + "\n", encoding="utf-8")
     return target
 
@@ -117,25 +123,32 @@ def _seconds(value: float) -> str:
     return f"{value:.3f}".rstrip("0").rstrip(".") + "s"
 
 
-def _listener(settings: EnvoySettings, descriptor_path: Path) -> Json:
-    return {
-        "name": "edge",
-        "address": _socket_address(settings.host, settings.port),
-        "filter_chains": [{
-            "filters": [{
-                "name": "envoy.filters.network.http_connection_manager",
-                "typed_config": _connection_manager(settings, descriptor_path),
-            }]
-        }],
-    }
+def _listeners(settings: EnvoySettings, descriptor_path: Path) -> list[Json]:
+    """The plaintext listener (local use), and the TLS one when the edge has a certificate."""
+    listeners = [_listener("edge", settings.host, settings.port, settings, descriptor_path)]
+    if settings.downstream_tls:
+        listeners.append(_listener("edge_tls", settings.tls_host, settings.tls_port, settings, descriptor_path,
+                                   downstream_tls(settings)))
+    return listeners
 
 
-def _connection_manager(settings: EnvoySettings, descriptor_path: Path) -> Json:
+def _listener(name: str, host: str, port: int, settings: EnvoySettings, descriptor_path: Path,
+              transport_socket: Json | None = None) -> Json:
+    chain: Json = {"filters": [{
+        "name": "envoy.filters.network.http_connection_manager",
+        "typed_config": _connection_manager(name, settings, descriptor_path),
+    }]}
+    if transport_socket:
+        chain["transport_socket"] = transport_socket
+    return {"name": name, "address": _socket_address(host, port), "filter_chains": [chain]}
+
+
+def _connection_manager(stat_prefix: str, settings: EnvoySettings, descriptor_path: Path) -> Json:
     timeout = _seconds(settings.route_timeout_seconds)
     manager: Json = {
         "@type": f"{_TYPE}extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
-        "stat_prefix": "edge",
-        # HTTP/1.1 and h2c (gRPC with prior knowledge) on the same port.
+        "stat_prefix": stat_prefix,
+        # HTTP/1.1 and h2c (gRPC with prior knowledge) on the same port; over TLS, chosen by ALPN.
         "codec_type": "AUTO",
         "use_remote_address": True,
         "normalize_path": True,
@@ -477,6 +490,7 @@ def _gateway_cluster(settings: EnvoySettings) -> Json:
             "base_ejection_time": "5s",
             "max_ejection_percent": 50,
         },
+        **({"transport_socket": upstream_tls(settings)} if settings.tls.enabled else {}),
     }
 
 

@@ -19,6 +19,7 @@ import urllib.request
 from pathlib import Path
 
 from libs.config import LauncherSettings
+from libs.launcher.devcerts import describe, ensure_dev_certs
 from libs.launcher.devkey import ensure_dev_key
 from libs.launcher.readiness import wait_until_serving
 from libs.launcher.supervision import programs, read_procfile, render_config
@@ -28,13 +29,23 @@ SERVICES = ("gateway", "compliance", "generation", "embedding", "conversation", 
 CONFIG_NAME = "supervisord.conf"
 
 
+def _tls_lines(settings: LauncherSettings) -> list[str]:
+    tls, envoy = settings.tls, settings.envoy
+    lines = [f"  mesh mTLS           on, certificates in {tls.folder(settings.app.state_dir)}" if tls.enabled
+             else "  mesh mTLS           OFF (TLS_ENABLED=false): internal hops are plaintext"]
+    if envoy.downstream_tls:
+        lines.append(f"  HTTPS and gRPC/TLS  https://{envoy.tls_host}:{envoy.tls_port}")
+    return lines
+
+
 def _banner(settings: LauncherSettings, started: float, config: Path) -> str:
     base = f"http://127.0.0.1:{settings.envoy.port}"
     key = settings.app.state_dir / "dev-api-key"
     return "\n".join([
         "",
         f"MedServe is up: all {len(SERVICES)} services SERVING after {time.monotonic() - started:.1f} s",
-        f"  JSON/HTTP and gRPC  {base}",
+        f"  JSON/HTTP and gRPC  {base}   (plaintext, for local use)",
+        *_tls_lines(settings),
         f"  health              {base}/health",
         f"  metrics             {base}/metrics",
         f"  models              {base}/models",
@@ -115,6 +126,10 @@ def main() -> int:
     key_path, created = asyncio.run(ensure_dev_key(settings.app))
     if created:
         print(f"created an admin API key for local use in {key_path} (mode 0600)", flush=True)
+    certificates = ensure_dev_certs(settings)
+    line = describe(certificates) if certificates else None
+    if line:
+        print(line, flush=True)
     launcher = Launcher(settings)
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, launcher.request_stop)

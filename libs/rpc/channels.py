@@ -1,4 +1,4 @@
-"""Client channels: tracing, request-id propagation, retry policy for idempotent calls."""
+"""Client channels: mutual TLS, tracing, request-id propagation, retry policy for idempotent calls."""
 from __future__ import annotations
 
 import json
@@ -8,6 +8,8 @@ import grpc
 from opentelemetry.instrumentation.grpc import aio_client_interceptors
 
 from libs.rpc.context import outgoing_metadata
+from libs.rpc.tls import ReloadingChannel, server_name_options
+from libs.tls import MeshTls
 
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 
@@ -55,8 +57,11 @@ class _RequestIdInterceptor(grpc.aio.UnaryUnaryClientInterceptor, grpc.aio.Unary
 
 def open_channel(address: str, *, idempotent_services: Sequence[str] = (),
                  max_reconnect_backoff_seconds: float | None = None,
-                 load_balancing: str | None = None) -> grpc.aio.Channel:
-    """An insecure channel inside the mesh (mTLS belongs to the service mesh / network policy).
+                 load_balancing: str | None = None, tls: MeshTls | None = None,
+                 server_name: str | None = None) -> grpc.aio.Channel:
+    """A channel to another service of the mesh: mutual TLS with this process's certificate when `tls` is
+    given (verifying that the server's certificate names `server_name`, whatever address is dialled; a new
+    connection once the certificate files change), plaintext otherwise (TLS_ENABLED=false).
 
     max_reconnect_backoff_seconds caps gRPC's reconnect backoff (default up to 120 s), so a peer
     that was down for long is found again soon after it comes back. load_balancing "round_robin"
@@ -74,4 +79,10 @@ def open_channel(address: str, *, idempotent_services: Sequence[str] = (),
     if max_reconnect_backoff_seconds is not None:
         options.append(("grpc.max_reconnect_backoff_ms", int(max_reconnect_backoff_seconds * 1000)))
     interceptors = [*aio_client_interceptors(), _RequestIdInterceptor()]
-    return grpc.aio.insecure_channel(address, options=options, interceptors=interceptors)
+    if tls is None:
+        return grpc.aio.insecure_channel(address, options=options, interceptors=interceptors)
+    if not server_name:
+        raise ValueError("a TLS channel needs the server name to verify")
+    secure_options = [*options, *server_name_options(server_name)]
+    return ReloadingChannel(tls, lambda credentials: grpc.aio.secure_channel(
+        address, credentials, options=secure_options, interceptors=interceptors))

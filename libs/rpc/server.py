@@ -1,4 +1,5 @@
-"""Server bootstrap shared by every service: interceptors, health, reflection, graceful stop."""
+"""Server bootstrap shared by every service: mutual TLS and caller checks, interceptors, health, reflection,
+graceful stop."""
 from __future__ import annotations
 
 import asyncio
@@ -16,6 +17,9 @@ from libs.config import ServiceSettings
 from libs.rpc.channels import MAX_MESSAGE_BYTES
 from libs.rpc.health import HealthReporter
 from libs.rpc.interceptors import CallContextInterceptor, DrainInterceptor, ErrorInterceptor, ErrorPresenter
+from libs.rpc.peers import CallerPolicy, PeerAuthorizationInterceptor
+from libs.rpc.tls import server_credentials
+from libs.tls import mesh_tls
 
 log = logging.getLogger(__name__)
 
@@ -39,12 +43,19 @@ def new_server(
 ) -> tuple[grpc.aio.Server, int]:
     """A server with the mesh's interceptors, health and (in development) reflection, bound
     to settings.host:settings.port (port 0 picks a free one); returns it and the bound port.
+    Mutual TLS unless TLS_ENABLED=false: client certificates of the mesh CA required, callers admitted by
+    their certificate's identity (`libs.rpc.peers`).
 
     error_presenters: public methods (by full method name) that present failures beyond the status:
     streams that end with an in-band error message, APIs with their own error shape (`ErrorInterceptor`)."""
+    tls = mesh_tls(settings.tls, type(settings).service_name, settings.app.state_dir)
+    interceptors: list[grpc.aio.ServerInterceptor] = [
+        aio_server_interceptor(filter_=_UNTRACED), CallContextInterceptor(), ErrorInterceptor(error_presenters)]
+    if tls is not None:
+        interceptors.append(PeerAuthorizationInterceptor(CallerPolicy.for_service(tls)))
+    interceptors.append(DrainInterceptor(health.drain))
     server = grpc.aio.server(
-        interceptors=[aio_server_interceptor(filter_=_UNTRACED), CallContextInterceptor(),
-                      ErrorInterceptor(error_presenters), DrainInterceptor(health.drain)],
+        interceptors=interceptors,
         options=[
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
@@ -57,7 +68,12 @@ def new_server(
     if settings.app.is_development:
         health_name = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
         reflection.enable_server_reflection([*service_names, health_name, reflection.SERVICE_NAME], server)
-    port = server.add_insecure_port(f"{settings.host}:{settings.port}")
+    address = f"{settings.host}:{settings.port}"
+    if tls is None:
+        log.warning("mesh TLS is off (TLS_ENABLED=false): plaintext gRPC on %s, any caller admitted", address)
+        port = server.add_insecure_port(address)
+    else:
+        port = server.add_secure_port(address, server_credentials(tls))
     return server, port
 
 

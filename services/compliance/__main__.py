@@ -6,6 +6,7 @@ from concurrent.futures import ThreadPoolExecutor
 from libs.config import ComplianceSettings
 from libs.rpc.health import HealthReporter
 from libs.service import RunningService, run_service
+from libs.tls import mesh_tls
 from services.compliance.core.service import ComplianceCore, deidentifier_builder
 from services.compliance.server import SERVICE_NAMES, ComplianceDeps, create_server
 from services.compliance.workers import GrpcWorkers
@@ -13,7 +14,8 @@ from services.compliance.workers import GrpcWorkers
 
 async def start(settings: ComplianceSettings) -> RunningService:
     executor = ThreadPoolExecutor(settings.deidentify_threads, thread_name_prefix="deidentify")
-    workers = GrpcWorkers(reconnect_backoff_seconds=settings.registry_refresh_seconds)
+    workers = GrpcWorkers(reconnect_backoff_seconds=settings.registry_refresh_seconds,
+                          tls=mesh_tls(settings.tls, settings.service_name, settings.app.state_dir))
     core = ComplianceCore.from_settings(settings, workers, executor)
     health = HealthReporter(SERVICE_NAMES)
     server, port = create_server(settings, ComplianceDeps(core, health))

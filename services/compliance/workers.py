@@ -16,6 +16,8 @@ from libs.catalog import ModelCard, ModelHealthReport
 from libs.rpc.catalog import model_card_from_pb, model_health_from_pb
 from libs.rpc.channels import open_channel
 from libs.rpc.status import translated_rpc_errors
+from libs.tls import MeshTls
+from libs.tls.identity import WORKER_NAME
 from medai.common.v1 import models_pb2, models_pb2_grpc
 from medai.conversation.v1 import conversation_pb2, conversation_pb2_grpc
 from medai.embedding.v1 import embedding_pb2, embedding_pb2_grpc
@@ -49,17 +51,21 @@ class GrpcWorkers:
 
     reconnect_backoff_seconds caps how long a channel to a down worker waits between connection
     attempts (the registry's refresh period fits: a worker that comes back is found by the next refresh).
+    With mesh TLS, every worker must present a certificate naming `worker` (any of the worker identities:
+    which models an address serves is learnt from its catalogue).
     """
 
-    def __init__(self, reconnect_backoff_seconds: float | None = None) -> None:
+    def __init__(self, reconnect_backoff_seconds: float | None = None, tls: MeshTls | None = None) -> None:
         self._channels: dict[str, grpc.aio.Channel] = {}
         self._backoff = reconnect_backoff_seconds
+        self._tls = tls
 
     def _channel(self, address: str) -> grpc.aio.Channel:
         if address not in self._channels:
             self._channels[address] = open_channel(address, idempotent_services=IDEMPOTENT_SERVICES,
                                                    max_reconnect_backoff_seconds=self._backoff,
-                                                   load_balancing="round_robin")
+                                                   load_balancing="round_robin", tls=self._tls,
+                                                   server_name=WORKER_NAME)
         return self._channels[address]
 
     async def close(self) -> None:

@@ -9,6 +9,7 @@ from google.protobuf import empty_pb2
 
 from libs.rpc.channels import open_channel
 from libs.rpc.status import translated_rpc_errors
+from libs.tls import MeshTls
 from medai.common.v1 import inference_pb2, models_pb2, models_pb2_grpc
 from medai.compliance.v1 import compliance_pb2, compliance_pb2_grpc
 from medai.monitor.v1 import monitor_pb2_grpc
@@ -26,9 +27,9 @@ class ComplianceClient:
 
     unavailable_message = COMPLIANCE_UNAVAILABLE
 
-    def __init__(self, address: str) -> None:
+    def __init__(self, address: str, tls: MeshTls | None = None) -> None:
         self.channel = open_channel(address, idempotent_services=["medai.common.v1.ModelCatalog"],
-                                    load_balancing="round_robin")
+                                    load_balancing="round_robin", tls=tls, server_name="compliance")
         self._proxy = compliance_pb2_grpc.ComplianceStub(self.channel)
         self._catalog = models_pb2_grpc.ModelCatalogStub(self.channel)
 
@@ -110,8 +111,9 @@ def _chat_request(caller: Caller, call: PredictCall) -> compliance_pb2.ProxyChat
 class MonitorClient:
     unavailable_message = MONITOR_UNAVAILABLE
 
-    def __init__(self, address: str) -> None:
-        self.channel: grpc.aio.Channel = open_channel(address, idempotent_services=["medai.monitor.v1.Monitor"])
+    def __init__(self, address: str, tls: MeshTls | None = None) -> None:
+        self.channel: grpc.aio.Channel = open_channel(address, idempotent_services=["medai.monitor.v1.Monitor"],
+                                                      tls=tls, server_name="monitor")
         self._stub = monitor_pb2_grpc.MonitorStub(self.channel)
 
     async def mesh_health(self, timeout: float) -> MeshHealth:

@@ -14,6 +14,7 @@ from libs.security.secret import load_secret
 from libs.stores.db import Database, open_database
 from libs.stores.keys import KeyStore
 from libs.stores.ratelimit import open_rate_limit_store
+from libs.tls import mesh_tls
 from medai.gateway.v1 import gateway_pb2, gateway_pb2_grpc, openai_pb2_grpc
 from services.gateway import mapper
 from services.gateway.clients import ComplianceClient, MonitorClient
@@ -61,8 +62,9 @@ async def build_deps(settings: GatewaySettings) -> GatewayDeps:
     db = await open_database(settings.app.resolved_database_url(), timeout=settings.key_store_timeout_seconds)
     keys = KeyStore(db, load_secret(settings.app))
     await keys.migrate()
-    compliance = ComplianceClient(settings.compliance_address)
-    monitor = MonitorClient(settings.monitor_address)
+    tls = mesh_tls(settings.tls, settings.service_name, settings.app.state_dir)
+    compliance = ComplianceClient(settings.compliance_address, tls)
+    monitor = MonitorClient(settings.monitor_address, tls)
     limits = GatewayLimits(
         max_in_flight=settings.max_in_flight,
         default_deadline_seconds=settings.default_deadline_seconds,

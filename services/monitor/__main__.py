@@ -9,6 +9,8 @@ import httpx
 from libs.config import MonitorSettings
 from libs.rpc.health import HealthReporter
 from libs.service import RunningService, run_service
+from libs.tls import mesh_tls
+from libs.tls.https import ReloadingClientContext
 from services.monitor.core.gpu import NvmlGpus
 from services.monitor.core.monitor import build_core
 from services.monitor.server import SERVICE_NAMES, MonitorDeps, create_server
@@ -17,11 +19,16 @@ from services.monitor.watcher import build_watchers, watch_all
 
 async def start(settings: MonitorSettings) -> RunningService:
     health = HealthReporter(SERVICE_NAMES)
-    client = httpx.AsyncClient()
+    tls = mesh_tls(settings.tls, settings.service_name, settings.app.state_dir)
+    if tls is None:
+        client = httpx.AsyncClient()
+    else:  # scrapes present the monitor's certificate (reloaded when its files change)
+        context = ReloadingClientContext(tls)
+        client = httpx.AsyncClient(verify=context.context, event_hooks={"request": [context.refresh]})
     gpus = await asyncio.to_thread(NvmlGpus.open)
     core = build_core(settings, health, client, gpus.read)
     server, port = create_server(settings, MonitorDeps(core, health))
-    watchers = build_watchers(settings, core.book)
+    watchers = build_watchers(settings, core.book, tls)
 
     async def close() -> None:
         await client.aclose()

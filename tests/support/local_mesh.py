@@ -43,10 +43,15 @@ class MeshPorts:
         return f"http://127.0.0.1:{self.envoy}"
 
 
-def mesh_environment(ports: MeshPorts, state_dir: Path, data_dir: Path, marker: str) -> dict[str, str]:
-    """Every variable that points the services at each other on these ports (see `.env.example`)."""
-    env = dict(os.environ)
+def mesh_environment(ports: MeshPorts, state_dir: Path, data_dir: Path, marker: str,
+                     tls: bool = True) -> dict[str, str]:
+    """Every variable that points the services at each other on these ports (see `.env.example`). Mesh TLS
+    as `make run` has it by default (certificates created in the state dir), unless tls is False."""
+    scheme = "https" if tls else "http"
+    # Not the test process's own TLS_* (its in-process servers run without TLS): the mesh's are its defaults.
+    env = {name: value for name, value in os.environ.items() if not name.startswith("TLS_")}
     env.update({
+        "TLS_ENABLED": "true" if tls else "false",
         "MEDAI_TEST_MARKER": marker,
         "APP_STATE_DIR": str(state_dir),
         "APP_DATA_DIR": str(data_dir),
@@ -61,7 +66,7 @@ def mesh_environment(ports: MeshPorts, state_dir: Path, data_dir: Path, marker: 
         "LAUNCHER_METRICS_PORT": str(ports.supervisor_metrics),
         "MONITOR_EXTRA_METRICS": json.dumps({"supervisor": f"http://127.0.0.1:{ports.supervisor_metrics}/metrics"}),
         "MONITOR_SERVICES": json.dumps({
-            s: {"address": ports.address(s), "metrics_url": f"http://127.0.0.1:{ports.metrics[s]}/metrics"}
+            s: {"address": ports.address(s), "metrics_url": f"{scheme}://127.0.0.1:{ports.metrics[s]}/metrics"}
             for s in SERVICES
         }),
     })
@@ -78,8 +83,9 @@ ROOT = Path(__file__).resolve().parents[2]
 class LocalMesh:
     """A `make run` process on free ports: its output lines, and when it reported every service SERVING."""
 
-    def __init__(self, process: subprocess.Popen, ports: MeshPorts, state_dir: Path, marker: str) -> None:
-        self.process, self.ports, self.state_dir, self.marker = process, ports, state_dir, marker
+    def __init__(self, process: subprocess.Popen, ports: MeshPorts, state_dir: Path, marker: str,
+                 tls: bool = True) -> None:
+        self.process, self.ports, self.state_dir, self.marker, self.tls = process, ports, state_dir, marker, tls
         self.lines: list[str] = []
         self.ready = threading.Event()
         self.started = time.monotonic()
@@ -107,16 +113,16 @@ class LocalMesh:
 
 @contextlib.contextmanager
 def running_mesh(state_dir: Path, data_dir: Path, extra_env: dict[str, str] | None = None,
-                 timeout: float = 600) -> Iterator[LocalMesh]:
+                 timeout: float = 600, tls: bool = True) -> Iterator[LocalMesh]:
     """`make run` on free ports; yields once every service reports SERVING (RuntimeError if it does not);
     afterwards SIGTERM, and every process it started is gone (killed if need be)."""
     ports, marker = MeshPorts.allocate(), uuid.uuid4().hex
-    env = mesh_environment(ports, state_dir, data_dir, marker) | (extra_env or {})
+    env = mesh_environment(ports, state_dir, data_dir, marker, tls) | (extra_env or {})
     # The mesh stops if this process dies (make, then the launcher, get SIGTERM from their parent's death).
     process = subprocess.Popen(["make", "--no-print-directory", "run"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, text=True, start_new_session=True,
                                preexec_fn=exit_with_parent)
-    mesh = LocalMesh(process, ports, state_dir, marker)
+    mesh = LocalMesh(process, ports, state_dir, marker, tls)
     try:
         mesh.ready.wait(timeout)
         if process.poll() is not None or mesh.seconds_to_serving is None:

@@ -14,7 +14,10 @@ log = logging.getLogger(__name__)
 
 
 class MeshScraper:
-    """Turns the targets' expositions into one, each series labelled with its service."""
+    """Turns the targets' expositions into one, each series labelled with its service.
+
+    An https target must present a certificate naming its service (the target's name is its identity);
+    the client (its TLS context) is the caller's."""
 
     def __init__(self, targets: Mapping[str, str], client: httpx.AsyncClient, timeout_seconds: float) -> None:
         # Services without a metrics URL are not scraped.
@@ -30,7 +33,9 @@ class MeshScraper:
 
     async def _scrape_one(self, name: str) -> list[Metric] | None:
         try:
-            response = await self._client.get(self._targets[name], timeout=self._timeout)
+            url = self._targets[name]
+            extensions = {"sni_hostname": name} if url.startswith("https://") else None
+            response = await self._client.get(url, timeout=self._timeout, extensions=extensions)
             response.raise_for_status()
             return await asyncio.to_thread(exposition.parse, response.text, name)
         except (httpx.HTTPError, ValueError) as error:

@@ -18,11 +18,12 @@ from libs.config import (
     ModelSettings,
     ServingSettings,
     TelemetrySettings,
+    TlsSettings,
 )
 
 ROOT = Path(__file__).resolve().parents[3]
 SETTINGS_CLASSES: list[type[BaseSettings]] = [
-    AppSettings, TelemetrySettings, ModelSettings, ServingSettings, MedicalSettings, EnvoySettings,
+    AppSettings, TelemetrySettings, ModelSettings, ServingSettings, MedicalSettings, TlsSettings, EnvoySettings,
     LauncherSettings, ClientSettings, *SERVICE_SETTINGS.values(),
 ]
 
