@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
@@ -171,7 +172,7 @@ def _usable(folder: Path, name: str, authority: _Authority | None) -> bool:
     if authority is not None:
         try:
             certificate.verify_directly_issued_by(authority.certificate)
-        except (ValueError, TypeError, x509.InvalidSignature):
+        except (ValueError, TypeError, InvalidSignature):
             return False
     lifetime = certificate.not_valid_after_utc - certificate.not_valid_before_utc
     return certificate.not_valid_after_utc - _now() > lifetime * RENEW_WHEN_LEFT

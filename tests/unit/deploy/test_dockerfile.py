@@ -21,6 +21,7 @@ from libs.config import EnvoySettings
 from libs.config.services import DEFAULT_PORTS
 from libs.deploy.images import MESH_TARGETS
 from libs.deploy.requirements import requirements
+from tests.support.mesh_tls import CertFolder, dev_folder
 from tests.unit.deploy.artifacts import (
     DOCKERFILE,
     EDGE,
@@ -146,15 +147,32 @@ def run_probe(command: list[str], env: dict[str, str], cwd: Path) -> int:
                           capture_output=True, check=False).returncode
 
 
+@pytest.fixture(scope="module")
+def cert_folder(tmp_path_factory: pytest.TempPathFactory) -> CertFolder:
+    return dev_folder(tmp_path_factory.mktemp("tls"))
+
+
+@pytest.mark.parametrize("tls", [True, False], ids=["mtls", "plaintext"])
 @pytest.mark.parametrize("service", SERVICES)
-def test_grpc_health_probe_reports_serving_and_not_serving(service: str, tmp_path: Path) -> None:
+def test_grpc_health_probe_reports_serving_and_not_serving(service: str, tls: bool, tmp_path: Path,
+                                                           cert_folder: CertFolder) -> None:
+    """The probe asks over mutual TLS with the service's own certificate (the default), or in plaintext."""
     servicer = health.HealthServicer()
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
     health_pb2_grpc.add_HealthServicer_to_server(servicer, server)
-    port = server.add_insecure_port("127.0.0.1:0")
-    server.start()
     prefix = service.upper()
-    env = {f"{prefix}_HOST": "0.0.0.0", f"{prefix}_PORT": str(port)}
+    env = {f"{prefix}_HOST": "0.0.0.0"}
+    if tls:
+        files = cert_folder.files(service)
+        credentials = grpc.ssl_server_credentials([(files.key.read_bytes(), files.cert.read_bytes())],
+                                                  root_certificates=files.ca.read_bytes(), require_client_auth=True)
+        port = server.add_secure_port("127.0.0.1:0", credentials)
+        env["TLS_DIR"] = str(cert_folder.path)
+    else:
+        port = server.add_insecure_port("127.0.0.1:0")
+        env["TLS_ENABLED"] = "false"
+    env[f"{prefix}_PORT"] = str(port)
+    server.start()
     probe = healthcheck_command(service)
     try:
         servicer.set("", health_pb2.HealthCheckResponse.SERVING)
@@ -164,6 +182,11 @@ def test_grpc_health_probe_reports_serving_and_not_serving(service: str, tmp_pat
     finally:
         server.stop(None)
     assert run_probe(probe, env, tmp_path) != 0  # nothing listening
+
+
+def test_tls_probe_fails_without_certificates(tmp_path: Path) -> None:
+    assert run_probe(healthcheck_command("gateway"), {"TLS_DIR": str(tmp_path / "none"), "GATEWAY_PORT": "1"},
+                     tmp_path) != 0
 
 
 def test_envoy_probe_asks_the_admin_ready_endpoint(tmp_path: Path) -> None:
