@@ -13,7 +13,7 @@ from cryptography import x509
 from libs.config import AppSettings, TlsSettings
 from libs.config.tls import CA_CERT_NAME
 from libs.tls.identity import EDGE_CERT, MESH_IDENTITIES
-from libs.tls.issue import IssueError, ensure_dev_certificates
+from libs.tls.issue import IssueError, ensure_dev_certificates, export_per_identity
 
 app = typer.Typer(help="Manage the mesh's TLS certificates.", no_args_is_help=True)
 # The users of the images (compose): every MedServe image runs as 10001, Prometheus's as nobody.
@@ -34,15 +34,12 @@ def dev(
     renew: Annotated[bool, typer.Option(help="Issue every certificate again (same CA): a rotation")] = False,
     days: Annotated[int | None, typer.Option(min=1, help="Lifetime of the certificates (default TLS_DEV_CERT_DAYS)")]
     = None,
-    container_owners: Annotated[bool, typer.Option(help="Give each key to its image's user (compose bind mounts; "
-                                                        "needs root)")] = False,
 ) -> None:
     """Create the development CA (once) and a certificate per identity (missing or due for renewal)."""
     settings = TlsSettings()
     target = _folder(folder)
     try:
-        report = ensure_dev_certificates(target, settings.trust_domain, days or settings.dev_cert_days, renew=renew,
-                                         owners=CONTAINER_OWNERS if container_owners else None)
+        report = ensure_dev_certificates(target, settings.trust_domain, days or settings.dev_cert_days, renew=renew)
     except IssueError as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(1) from None
@@ -50,6 +47,19 @@ def dev(
         typer.echo(f"created a development CA in {target / CA_CERT_NAME}")
     typer.echo(f"issued: {', '.join(report.issued)}" if report.issued else "every certificate is current")
     typer.echo(f"folder: {target} (keys mode 0600)")
+
+
+@app.command()
+def export(
+    out: Annotated[Path, typer.Option(help="Folder for <identity>/{ca.crt,tls.crt,tls.key}")],
+    folder: DirOption = None,
+    container_owners: Annotated[bool, typer.Option(help="Give each sub-folder to its image's user (compose; "
+                                                        "needs root)")] = False,
+) -> None:
+    """Copy the certificates into one folder per identity, each mounted into its own container (compose);
+    again after `dev --renew`, and the containers pick the new files up."""
+    written = export_per_identity(_folder(folder), out, owners=CONTAINER_OWNERS if container_owners else None)
+    typer.echo(f"exported {len(written)} identities into {out}")
 
 
 @app.command()

@@ -6,9 +6,11 @@
    --bridge=none --iptables=false unless an engine answers;
 2. makes the local base image (debootstrap + docker import) unless present, the torch wheelhouse
    and the Debian stores image, then builds every mesh target (BuildKit, timed, sized);
-3. `up -d` of docker-compose.yml + docker-compose.hostnet.yml (host network, loopback only), waits
-   for every healthcheck, then through Envoy on 127.0.0.1:8080: /health SERVING, a generation, an
-   embedding, a de-identification, an audit verify; and every Prometheus target up;
+3. makes the development CA and a certificate folder per identity (mesh mTLS, `medai certs dev` and
+   `export`, owned by the images' users), `up -d` of docker-compose.yml + docker-compose.hostnet.yml
+   (host network, loopback only), waits for every healthcheck, then through Envoy on 127.0.0.1:8080:
+   /health SERVING, a generation, an embedding, a de-identification, an audit verify; HTTPS on 8443;
+   and every Prometheus target up (HTTPS scrapes with Prometheus's client certificate);
 4. `down -v` and stops the dockerd it started, on success, failure or SIGTERM alike.
 """
 from __future__ import annotations
@@ -32,6 +34,8 @@ from libs.deploy.commands import DeployError, log, run, tail
 from libs.deploy.compose import ComposeProject, compose_command, compose_v1
 from libs.deploy.engine import docker_engine
 from libs.deploy.tools import docker_cli, ensure_packages
+from libs.tls.identity import EDGE_CERT, MESH_IDENTITIES
+from libs.tls.issue import ensure_dev_certificates, export_per_identity
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILES = (ROOT / "docker-compose.yml", ROOT / "docker-compose.hostnet.yml")
@@ -41,9 +45,12 @@ SERVICES = ("postgres", "redis", "prometheus", "alertmanager", "monitor", "compl
 PROMETHEUS_JOBS = {"gateway", "compliance", "generation", "embedding", "conversation", "monitor", "envoy",
                    "prometheus", "alertmanager"}
 EDGE = "http://127.0.0.1:8080"
+EDGE_TLS = "https://localhost:8443"
 PROMETHEUS = "http://127.0.0.1:9090"
 # Host ports the stack listens on (host network); the stores' are options.
-MESH_PORTS = (8080, 9901, 9902, 9090, 9093, *range(50051, 50057), *range(9101, 9107))
+MESH_PORTS = (8080, 8443, 9901, 9902, 9090, 9093, *range(50051, 50057), *range(9101, 9107))
+# The images' users: every MedServe image runs as 10001; the stores image's Prometheus as root (hostnet).
+CONTAINER_UID = 10001
 
 
 @dataclass
@@ -112,9 +119,21 @@ def remove_images(docker: str, base_image: str) -> None:
     log.info("removed the images and the build cache (--fresh)")
 
 
-def write_env_file(path: Path, args: argparse.Namespace) -> None:
-    """Compose's variables: fresh secrets for this run, the moved store ports, the local images."""
+def make_certificates(work_dir: Path) -> Path:
+    """A development CA and one certificate folder per identity for this run (mounted read-only by each
+    container); returns the folder of folders (MEDAI_TLS_DIR)."""
+    issued, folders = work_dir / "tls", work_dir / "compose-tls"
+    ensure_dev_certificates(issued, "medai.local", 30, renew=True)
+    export_per_identity(issued, folders, owners=dict.fromkeys([*MESH_IDENTITIES, EDGE_CERT], CONTAINER_UID))
+    log.info("mesh certificates (development CA) in %s", folders)
+    return folders
+
+
+def write_env_file(path: Path, args: argparse.Namespace, tls_dir: Path) -> None:
+    """Compose's variables: fresh secrets for this run, the moved store ports, the local images, the
+    certificate folders."""
     values = {
+        "MEDAI_TLS_DIR": str(tls_dir),
         "APP_SECRET_KEY": secrets.token_hex(32),
         "POSTGRES_PASSWORD": secrets.token_hex(16),
         "MEDAI_HOSTNET_POSTGRES_PORT": str(args.postgres_port),
@@ -172,6 +191,8 @@ def cli_audit_verify(project: ComposeProject) -> str:
 
 def run_checks(project: ComposeProject, report: Report) -> None:
     report.checks.append(smoke.timed("health", lambda: smoke.check_health(EDGE)))
+    ca_file = project.env_file.parent / "tls" / "ca.crt"
+    report.checks.append(smoke.timed("edge TLS", lambda: smoke.check_edge_tls(EDGE_TLS, ca_file)))
     key = create_admin_key(project)
     report.checks.append(smoke.timed("generation", lambda: smoke.check_generation(EDGE, key)))
     report.checks.append(smoke.timed("embedding", lambda: smoke.check_embedding(EDGE, key)))
@@ -213,7 +234,7 @@ def compose_test(args: argparse.Namespace, report: Report) -> None:
             raise DeployError(f"ports of 127.0.0.1 already in use (the stack runs on the host network): {busy}")
         build_all(docker, args, report)
         env_file = args.work_dir / "compose.env"
-        write_env_file(env_file, args)
+        write_env_file(env_file, args, make_certificates(args.work_dir))
         project = ComposeProject(compose_command(args.compose, docker), docker, args.project, list(COMPOSE_FILES),
                                  env_file, ROOT)
         project.flatten(args.work_dir / "compose.merged.yml")

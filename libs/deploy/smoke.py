@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 import json
+import ssl
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from libs.deploy.commands import DeployError
@@ -27,15 +29,16 @@ class Check:
     detail: str
 
 
-def http_json(url: str, body: Json | None = None, key: str | None = None, timeout: float = 120.0) -> Json:
-    """GET (or POST `body`) and decode the JSON answer; DeployError on a non-2xx status."""
+def http_json(url: str, body: Json | None = None, key: str | None = None, timeout: float = 120.0,
+              context: ssl.SSLContext | None = None) -> Json:
+    """GET (or POST `body`) and decode the JSON answer; DeployError on a non-2xx status. context: TLS (https)."""
     headers = {"Content-Type": "application/json"}
     if key:
         headers["Authorization"] = f"Bearer {key}"
     data = json.dumps(body).encode() if body is not None else None
     request = urllib.request.Request(url, data=data, headers=headers, method="POST" if body is not None else "GET")
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as reply:
+        with urllib.request.urlopen(request, timeout=timeout, context=context) as reply:
             return json.loads(reply.read() or b"{}")
     except urllib.error.HTTPError as error:
         raise DeployError(f"{url}: HTTP {error.code} {error.read()[:300].decode(errors='replace')}") from error
@@ -67,6 +70,15 @@ def timed(name: str, action: Callable[[], str]) -> Check:
 def check_health(edge: str) -> str:
     answer = poll("GET /health", lambda: http_json(f"{edge}/health"), lambda a: a.get("status") == "SERVING", 180)
     return f"SERVING, services: {', '.join(sorted(answer.get('services', {})))}"
+
+
+def check_edge_tls(url: str, ca_file: Path) -> str:
+    """Envoy's TLS listener: GET /health over HTTPS, its certificate verified against the given CA."""
+    context = ssl.create_default_context(cafile=str(ca_file))
+    answer = http_json(f"{url}/health", context=context)
+    if answer.get("status") != "SERVING":
+        raise DeployError(f"HTTPS /health answered {str(answer)[:300]}")
+    return "HTTPS /health SERVING, certificate verified"
 
 
 def check_generation(edge: str, key: str) -> str:

@@ -204,3 +204,23 @@ def ensure_dev_certificates(folder: Path, trust_domain: str, days: int, *, renew
         write_file(folder / f"{name}.crt", _cert_pem(certificate), 0o644, owners.get(name))
         report.issued.append(name)
     return report
+
+
+def export_per_identity(folder: Path, out: Path, names: Iterable[str] = (*MESH_IDENTITIES, EDGE_CERT),
+                        owners: Mapping[str, int] | None = None) -> list[Path]:
+    """Copy each name's files into out/<name>/{ca.crt, tls.crt, tls.key}: the layout of a Kubernetes TLS
+    Secret, for folders mounted into one container each (compose). Files are renamed into place, so a
+    container that mounts the folder sees a rotation; owners: name -> uid of its folder and files."""
+    owners = owners or {}
+    written = []
+    for name in names:
+        target = out / name
+        target.mkdir(parents=True, exist_ok=True, mode=0o700)
+        owner = owners.get(name)
+        if owner is not None:
+            os.chown(target, owner, -1)
+        write_file(target / "tls.key", (folder / f"{name}.key").read_bytes(), 0o600, owner)
+        write_file(target / "tls.crt", (folder / f"{name}.crt").read_bytes(), 0o644, owner)
+        write_file(target / CA_CERT_NAME, (folder / CA_CERT_NAME).read_bytes(), 0o644, owner)
+        written.append(target)
+    return written

@@ -14,6 +14,7 @@ from typing import Any
 
 from libs.config import EnvoySettings
 from libs.envoy import envoy_command, render_config
+from libs.envoy.tls import write_sds_files
 
 READY_TIMEOUT_SECONDS = 20.0
 STOP_TIMEOUT_SECONDS = 10.0
@@ -48,6 +49,7 @@ def running_edge(
 
     `adjust` may tune the rendered bootstrap (e.g. a faster span flush) before it is written."""
     config = render_config(settings)
+    write_sds_files(settings)  # the certificates' SDS files (mesh TLS, edge TLS), when there are any
     if adjust:
         adjust(config)
     config_path = workdir / "envoy.json"

@@ -31,7 +31,9 @@ PROCESSES = (EDGE, *SERVICES)
 # The compose env's required variables, as a user would set them.
 COMPOSE_VARIABLES = {"APP_SECRET_KEY": "test-secret"}
 ENV_PREFIXES = ("APP_", "OTEL_", "MODEL_", "SERVING_", "MEDICAL_", "GATEWAY_", "COMPLIANCE_", "GENERATION_",
-                "EMBEDDING_", "CONVERSATION_", "MONITOR_", "ENVOY_")
+                "EMBEDDING_", "CONVERSATION_", "MONITOR_", "ENVOY_", "TLS_")
+# Where every MedServe container finds its identity's certificate folder (compose mount, Kubernetes Secret).
+TLS_MOUNT = "/etc/medai/tls"
 
 Doc = dict[str, Any]
 
@@ -211,10 +213,15 @@ def host_port(address: str) -> tuple[str, int]:
 
 
 def check_wiring(settings: Any, service: str, known_hosts: set[str], listen_host: str = "0.0.0.0") -> None:
-    """Listens on `listen_host` at its default port; dials other services by name at theirs."""
+    """Listens on `listen_host` at its default port; dials other services by name at theirs; mesh TLS with the
+    identity folder mounted at TLS_MOUNT."""
     from libs.config.services import DEFAULT_PORTS
 
     assert settings.host == listen_host, f"{service} must listen on {listen_host}"
+    tls = settings.tls
+    assert tls.enabled, f"{service}: mesh TLS must be on"
+    assert (str(tls.ca_file), str(tls.cert_file), str(tls.key_file)) == (
+        f"{TLS_MOUNT}/ca.crt", f"{TLS_MOUNT}/tls.crt", f"{TLS_MOUNT}/tls.key"), service
     if service == EDGE:
         assert host_port(settings.gateway_address) == ("gateway", DEFAULT_PORTS["gateway"][0])
         return
@@ -229,7 +236,7 @@ def check_wiring(settings: Any, service: str, known_hosts: set[str], listen_host
         assert set(settings.services) == set(DEFAULT_PORTS)
         for name, watched in settings.services.items():
             dialled.append((watched.address, name))
-            assert watched.metrics_url == f"http://{name}:{DEFAULT_PORTS[name][1]}/metrics"
+            assert watched.metrics_url == f"https://{name}:{DEFAULT_PORTS[name][1]}/metrics"
     for address, target in dialled:
         assert host_port(address) == (target, DEFAULT_PORTS[target][0]), f"{service} dials {address}"
         assert target in known_hosts, f"{service} dials {target}, which is not defined"

@@ -21,6 +21,7 @@ from tests.unit.deploy.artifacts import (
     HOSTNET_FILE,
     PROCESSES,
     ROOT,
+    TLS_MOUNT,
     Doc,
     check_wiring,
     compose,
@@ -166,6 +167,8 @@ def test_named_volumes_are_declared_and_hold_the_model_cache() -> None:
     declared = set(compose().get("volumes") or {})
     for name, service in compose_services().items():
         for mount in service.get("volumes", []):
+            if str(mount).startswith(TLS_SOURCE):
+                continue  # made by `medai certs export` (see the test below)
             source = mount_source(mount)
             if source and not source.startswith((".", "/", "~")):
                 assert source in declared, f"{name} mounts undeclared volume {source}"
@@ -174,6 +177,26 @@ def test_named_volumes_are_declared_and_hold_the_model_cache() -> None:
     for worker in ("generation", "embedding", "conversation"):
         assert "medai-data:/app/data" in compose_services()[worker]["volumes"], worker
     assert "compliance-state:/app/.medai" in compose_services()["compliance"]["volumes"], "audit signing key"
+
+
+TLS_SOURCE = "${MEDAI_TLS_DIR:-./.medai/compose-tls}/"
+
+
+def test_each_container_mounts_only_its_own_identitys_certificate_folder() -> None:
+    """Like a Kubernetes TLS Secret per identity: read-only, one identity per container."""
+    services = compose_services()
+    expected = {name: {f"{TLS_SOURCE}{name}": TLS_MOUNT} for name in PROCESSES}
+    expected[EDGE][f"{TLS_SOURCE}edge"] = "/etc/medai/edge-tls"
+    expected["prometheus"] = {f"{TLS_SOURCE}prometheus": "/etc/prometheus/tls"}
+    expected |= {f"{worker}-gpu": {f"{TLS_SOURCE}{worker}": TLS_MOUNT} for worker in GPU_WORKERS}
+    for name, spec in services.items():
+        mounts = [str(mount).rsplit(":", 2) for mount in spec.get("volumes", []) if str(mount).startswith(TLS_SOURCE)]
+        assert {source: target for source, target, _ in mounts} == expected.get(name, {}), name
+        assert all(mode == "ro" for _, _, mode in mounts), name
+    envoy = environment(services[EDGE])
+    assert (envoy["ENVOY_TLS_CERT_FILE"], envoy["ENVOY_TLS_KEY_FILE"]) == (
+        "/etc/medai/edge-tls/tls.crt", "/etc/medai/edge-tls/tls.key")
+    assert "127.0.0.1:8443:8443" in services[EDGE]["ports"]
 
 
 def test_observability_services_load_the_projects_files() -> None:

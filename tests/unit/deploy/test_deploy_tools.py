@@ -14,6 +14,7 @@ import urllib.request
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
+import httpx
 import pytest
 
 from libs.config import EnvoySettings
@@ -27,6 +28,7 @@ from libs.deploy.requirements import requirements
 from libs.envoy.config import READY_PATH
 from tests.support.edge import running_edge
 from tests.support.http_endpoints import http_endpoint
+from tests.support.mesh_tls import dev_folder
 from tests.support.ports import free_ports
 from tests.unit.deploy.artifacts import ROOT
 
@@ -164,12 +166,25 @@ def test_busy_ports_are_found() -> None:
 def test_the_env_file_holds_fresh_secrets_for_its_owner_only(tmp_path: Path) -> None:
     args = compose_test.parse_args(["--postgres-port", "25432"])
     first, second = tmp_path / "a.env", tmp_path / "b.env"
-    compose_test.write_env_file(first, args)
-    compose_test.write_env_file(second, args)
+    compose_test.write_env_file(first, args, tmp_path / "tls")
+    compose_test.write_env_file(second, args, tmp_path / "tls")
     assert stat.S_IMODE(first.stat().st_mode) == 0o600
     values = dict(line.split("=", 1) for line in first.read_text().splitlines())
     assert values["MEDAI_HOSTNET_POSTGRES_PORT"] == "25432" and len(values["APP_SECRET_KEY"]) == 64
+    assert values["MEDAI_TLS_DIR"] == str(tmp_path / "tls")
     assert values["APP_SECRET_KEY"] not in second.read_text()
+
+
+def test_compose_test_makes_one_certificate_folder_per_identity(tmp_path: Path) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("giving the folders to the images' user needs root")
+    folders = compose_test.make_certificates(tmp_path)
+    for identity in ("envoy", "gateway", "compliance", "generation", "embedding", "conversation", "monitor",
+                     "prometheus", "edge"):
+        folder = folders / identity
+        assert sorted(path.name for path in folder.iterdir()) == ["ca.crt", "tls.crt", "tls.key"]
+        assert folder.stat().st_uid == compose_test.CONTAINER_UID and stat.S_IMODE(folder.stat().st_mode) == 0o700
+        assert stat.S_IMODE((folder / "tls.key").stat().st_mode) == 0o600
 
 
 def test_the_report_names_sizes_times_and_checks() -> None:
@@ -302,3 +317,26 @@ def test_the_stats_listener_serves_envoys_metrics_and_nothing_else(tmp_path: Pat
                              ("POST", "/stats/prometheus"), ("GET", "/ready")):
             assert http_status(f"http://127.0.0.1:{stats_port}{path}", method)[0] == 404, f"{method} {path}"
         assert http_status(f"http://127.0.0.1:{admin_port}/ready")[0] == 200, "the admin was not reached"
+
+
+def test_with_mesh_tls_the_stats_listener_admits_prometheus_and_the_monitor_only(tmp_path: Path) -> None:
+    folder = dev_folder(tmp_path / "tls")
+    port, admin_port, stats_port, gateway_port = free_ports(4)
+    settings = EnvoySettings(port=port, admin_port=admin_port, gateway_address=f"127.0.0.1:{gateway_port}",
+                             host="127.0.0.1", access_log_path=str(tmp_path / "access.log"),
+                             config_path=tmp_path / "envoy.json", tls=folder.settings())
+
+    def with_stats(config: dict) -> None:
+        edge_entrypoint.add_stats_listener(config, settings, stats_port)
+
+    url = f"https://127.0.0.1:{stats_port}/stats/prometheus"
+    with running_edge(settings, tmp_path, adjust=with_stats):
+        for identity in ("prometheus", "monitor"):
+            with folder.http_client(identity) as client:
+                answer = client.get(url, extensions={"sni_hostname": "envoy"}, timeout=5)
+            assert answer.status_code == 200 and "envoy_server_live" in answer.text
+        for identity in ("gateway", None):
+            with folder.http_client(identity) as client, pytest.raises(httpx.HTTPError):
+                client.get(url, extensions={"sni_hostname": "envoy"}, timeout=5)
+        with pytest.raises(httpx.HTTPError):
+            httpx.get(url.replace("https://", "http://"), timeout=5)
