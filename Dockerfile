@@ -104,8 +104,9 @@ RUN --mount=type=cache,target=/var/cache/medai-pip \
 RUN --mount=type=cache,target=/var/cache/medai-pip --mount=type=bind,source=.,target=/src,rw \
     pip install --no-deps /src
 ENV MEDAI_SERVICE=envoy ENVOY_HOST=0.0.0.0 ENVOY_CONFIG_PATH=/app/.medai/envoy.json
-# 8080: the edge (JSON and gRPC); 9902: GET /stats/prometheus only (the admin stays on loopback).
-EXPOSE 8080 9902
+# 8080: the edge (JSON and gRPC, plaintext for local use); 8443: the same over TLS (ENVOY_TLS_CERT_FILE);
+# 9902: GET /stats/prometheus only (mTLS with the mesh CA; the admin stays on loopback).
+EXPOSE 8080 8443 9902
 # Envoy's admin listens on 127.0.0.1 inside the container only; /ready answers 200 when live.
 HEALTHCHECK --interval=10s --timeout=5s --start-period=30s --retries=3 \
   CMD ["python", "-m", "libs.deploy.healthcheck", "envoy"]

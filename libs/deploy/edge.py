@@ -52,11 +52,14 @@ def admin_cluster(admin_port: int) -> Json:
 
 
 def add_stats_listener(config: Json, settings: EnvoySettings, port: int) -> Json:
-    """The bootstrap with the stats listener (on the edge's own host) and the admin cluster added."""
+    """The bootstrap with the stats listener (on the edge's public host) and the admin cluster added."""
     resources = config["static_resources"]
     tls = settings.tls
+    # Where the edge's public listener is: its TLS one when it has a certificate (the plain one may stay on
+    # loopback then, as in Kubernetes).
+    host = settings.tls_host if settings.downstream_tls else settings.host
     socket = downstream_tls(settings, MESH_CERT_SECRET, client_identities=tls.metrics_callers) if tls.enabled else None
-    resources["listeners"].append(stats_listener(settings.host, port, socket))
+    resources["listeners"].append(stats_listener(host, port, socket))
     resources["clusters"].append(admin_cluster(settings.admin_port))
     return config
 

@@ -217,7 +217,10 @@ def check_wiring(settings: Any, service: str, known_hosts: set[str], listen_host
     identity folder mounted at TLS_MOUNT."""
     from libs.config.services import DEFAULT_PORTS
 
-    assert settings.host == listen_host, f"{service} must listen on {listen_host}"
+    if service == EDGE and settings.downstream_tls:  # the plain listener stays on the pod's loopback
+        assert settings.host in (listen_host, "127.0.0.1") and settings.tls_host == listen_host, service
+    else:
+        assert settings.host == listen_host, f"{service} must listen on {listen_host}"
     tls = settings.tls
     assert tls.enabled, f"{service}: mesh TLS must be on"
     assert (str(tls.ca_file), str(tls.cert_file), str(tls.key_file)) == (

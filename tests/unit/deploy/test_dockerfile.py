@@ -102,7 +102,8 @@ def test_targets_run_their_process_as_a_non_root_user(target: str) -> None:
 @pytest.mark.parametrize("target", TARGETS)
 def test_targets_expose_their_ports_and_probe_their_health(target: str) -> None:
     service = service_of(target)
-    expected = [f"{EnvoySettings.model_fields['port'].default} 9902"] if service == EDGE else \
+    envoy_ports = f"{EnvoySettings.model_fields['port'].default} {EnvoySettings.model_fields['tls_port'].default} 9902"
+    expected = [envoy_ports] if service == EDGE else \
         [" ".join(str(port) for port in DEFAULT_PORTS[service])]
     assert inherited_instruction(target, "EXPOSE") == expected
     assert healthcheck_command(target) == ["python", "-m", "libs.deploy.healthcheck", service]

@@ -19,6 +19,7 @@ from tests.unit.deploy.artifacts import (
     OVERLAYS,
     PROCESSES,
     ROOT,
+    TLS_MOUNT,
     Doc,
     by_kind,
     check_wiring,
@@ -117,15 +118,33 @@ def check_deployment(name: str, deployment: Doc, documents: tuple[Doc, ...], ext
         assert port["targetPort"] in container_ports, f"{name}: Service port {port} targets nothing"
     annotations = pod["metadata"]["annotations"]
     assert annotations["prometheus.io/scrape"] == "true"
+    assert annotations["prometheus.io/scheme"] == "https", f"{name}: metrics are scraped over mTLS"
+    check_identity_secrets(name, deployment)
     if name == EDGE:
         assert (annotations["prometheus.io/port"], annotations["prometheus.io/path"]) == ("9902", "/stats/prometheus")
-        assert container_ports == {"http": 8080, "stats": 9902}
+        assert container_ports == {"https": 8443, "stats": 9902}
         return
     grpc_port, metrics_port = DEFAULT_PORTS[name]
     assert container_ports == {"grpc": grpc_port, "metrics": metrics_port}
     for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
-        assert spec[probe]["grpc"]["port"] == grpc_port, f"{name} {probe}"
+        # The kubelet's own gRPC probe cannot present a client certificate: the image's probe, with the pod's.
+        assert spec[probe]["exec"]["command"] == ["python", "-m", "libs.deploy.healthcheck", name], f"{name} {probe}"
+        assert spec[probe]["timeoutSeconds"] >= 5, f"{name} {probe}: a Python process needs time to start"
     assert (annotations["prometheus.io/port"], annotations["prometheus.io/path"]) == (str(metrics_port), "/metrics")
+
+
+def check_identity_secrets(name: str, deployment: Doc) -> None:
+    """The pod mounts its own identity's TLS Secret (and Envoy the edge's), read-only, group-readable only."""
+    pod = deployment["spec"]["template"]["spec"]
+    secrets = {volume["name"]: volume["secret"] for volume in pod["volumes"] if "secret" in volume}
+    expected = {"tls": f"medai-tls-{name}", **({"edge-tls": "medai-edge-tls"} if name == EDGE else {})}
+    assert {volume: secret["secretName"] for volume, secret in secrets.items()} == expected, name
+    assert all(secret["defaultMode"] == 0o440 for secret in secrets.values()), name
+    assert pod["securityContext"]["fsGroup"] == pod["securityContext"]["runAsGroup"], name
+    mounts = {mount["name"]: mount for mount in container(deployment)["volumeMounts"]}
+    assert mounts["tls"]["mountPath"] == TLS_MOUNT and mounts["tls"]["readOnly"] is True, name
+    if name == EDGE:
+        assert mounts["edge-tls"]["mountPath"] == "/etc/medai/edge-tls" and mounts["edge-tls"]["readOnly"] is True
 
 
 @pytest.mark.parametrize("target", TARGETS)
@@ -186,9 +205,9 @@ def test_envoy_leaves_the_service_before_it_stops() -> None:
     # Readiness asks Envoy's GET /ready on the edge port (503 once the preStop hook failed the health
     # checks), failing fast enough that the pod is out of the endpoints before the wait ends.
     for probe in ("startupProbe", "readinessProbe"):
-        assert envoy[probe]["httpGet"] == {"path": READY_PATH, "port": "http"}, probe
+        assert envoy[probe]["httpGet"] == {"path": READY_PATH, "port": "https", "scheme": "HTTPS"}, probe
     assert envoy["readinessProbe"]["failureThreshold"] * envoy["readinessProbe"]["periodSeconds"] < wait
-    assert envoy["livenessProbe"]["tcpSocket"]["port"] == 8080
+    assert envoy["livenessProbe"]["tcpSocket"]["port"] == 8443
 
 
 def container_env(deployment: Doc, documents: tuple[Doc, ...]) -> dict[str, str]:
@@ -317,3 +336,37 @@ def test_drift_is_detected_and_repaired(tmp_path) -> None:
     assert observability.drift(source, target) == ["rules/a.yml", "rules/stale.yml"]
     observability.write(source, target)
     assert observability.drift(source, target) == [] and not (target / "rules" / "stale.yml").exists()
+
+
+def test_the_cert_manager_component_issues_every_mounted_identity_secret(tmp_path) -> None:
+    """k8s/components/cert-manager (optional): a Certificate for each Secret the pods mount, with the identity's
+    SPIFFE ID and DNS names (libs.tls.identity), from the mesh CA issuer."""
+    import shutil
+    import subprocess
+
+    from libs.tls.identity import MESH_IDENTITIES, dns_names, spiffe_id
+    from tests.unit.deploy.artifacts import kubectl
+
+    shutil.copytree(K8S, tmp_path / "k8s")
+    overlay = tmp_path / "k8s" / "overlays" / "with-cert-manager"
+    overlay.mkdir()
+    (overlay / "kustomization.yaml").write_text(yaml.safe_dump({
+        "apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization",
+        "resources": ["../../base"], "components": ["../../components/cert-manager"]}))
+    result = subprocess.run([kubectl(), "kustomize", str(overlay)], capture_output=True, text=True, timeout=120,
+                            check=False)
+    assert result.returncode == 0, result.stderr
+    documents = tuple(doc for doc in yaml.safe_load_all(result.stdout) if doc)
+    certificates = by_kind(documents, "Certificate")
+    mounted = {volume["secret"]["secretName"] for deployment in by_kind(documents, "Deployment").values()
+               for volume in deployment["spec"]["template"]["spec"]["volumes"] if "secret" in volume}
+    issued = {cert["spec"]["secretName"] for name, cert in certificates.items() if name != "medai-mesh-ca"}
+    assert mounted <= issued and issued == mounted | {"medai-tls-prometheus"}
+    for identity in MESH_IDENTITIES:
+        spec = certificates[f"medai-tls-{identity}"]["spec"]
+        assert spec["uris"] == [spiffe_id("medai.local", identity)]
+        assert spec["dnsNames"] == dns_names(identity)
+        assert {"server auth", "client auth"} <= set(spec["usages"])
+        assert spec["issuerRef"]["name"] == "medai-mesh-ca"
+    assert certificates["medai-mesh-ca"]["spec"]["isCA"] is True
+    assert all(doc["metadata"].get("namespace") == "medai" for doc in documents if doc["kind"] != "Namespace")

@@ -145,7 +145,8 @@ def test_the_mesh_talks_along_its_call_graph_only(rendered_target: tuple[Policie
 def test_anyone_reaches_envoy_and_nothing_else(rendered_target: tuple[Policies, dict[str, Pod]]) -> None:
     policies, pods = rendered_target
     for client in (CLIENT, INTERNET, PROMETHEUS, Pod("other-app", NAMESPACE, {"app": "other"})):
-        assert policies.ingress_allows(client, pods[EDGE], 8080), client.name
+        assert policies.ingress_allows(client, pods[EDGE], 8443), client.name  # Envoy's TLS listener
+        assert not policies.ingress_allows(client, pods[EDGE], 8080), client.name  # plain: the pod's loopback only
         for name in SERVICES:
             assert not policies.ingress_allows(client, pods[name], grpc(name)), f"{client.name} -> {name}"
 
