@@ -10,7 +10,7 @@ STAMP       := $(VENV)/.installed
 # Environment every local process gets: quiet gRPC core, no tokenizer fork warnings.
 RUN_ENV     := PATH="$(CURDIR)/$(BIN):$$PATH" GRPC_VERBOSITY=ERROR TOKENIZERS_PARALLELISM=false PYTHONUNBUFFERED=1
 
-.PHONY: install run test lint protos protos-check bench compose-test k8s-observability clean
+.PHONY: install run test test-tools lint protos protos-check bench compose-test k8s-observability clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,8 +28,17 @@ install: $(STAMP)
 run: install
 	@$(RUN_ENV) exec $(BIN)/python -m libs.launcher
 
-test: install
+test: install test-tools
 	$(RUN_ENV) $(BIN)/pytest
+
+# Host tools some tests use, from Debian's packages when missing (as root): tshark, which captures the mesh's
+# loopback traffic to show that no PHI crosses an internal hop in clear. Without it that test is skipped.
+TSHARK_INSTALL := DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends tshark >/dev/null 2>&1
+test-tools:
+	@command -v tshark >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+	  { $(TSHARK_INSTALL) || { apt-get update -qq >/dev/null 2>&1 && $(TSHARK_INSTALL); }; } && \
+	  echo "installed tshark (Debian) for the mTLS capture test"; } || \
+	  echo "tshark is not installed (apt-get install tshark): the mTLS capture test will be skipped"
 
 lint: install
 	$(BIN)/ruff check .

@@ -38,6 +38,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from bench.mesh import running_mesh
 from bench.settings import child_environment, quick
 from bench.stats import summary_ms
+from tests.support.mesh_tls import mesh_metrics_text
 from tests.support.ports import free_ports
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -240,31 +241,32 @@ async def _sender(target: Target):
 def measure_worker(overrides: dict[str, str], drive_from_child: Callable[[Target], dict]) -> dict:
     with tempfile.TemporaryDirectory() as cache, \
             embedding_worker({"MODEL_CACHE_DIR": cache} | overrides) as (address, metrics_url):
-        return _with_batch_size(metrics_url, lambda: drive_from_child(Target("grpc", address)))
+        return _with_batch_size(lambda: httpx.get(metrics_url, timeout=10).text,
+                                lambda: drive_from_child(Target("grpc", address)))
 
 
 def measure_mesh(overrides: dict[str, str], drive_from_child: Callable[[Target], dict]) -> dict:
     with running_mesh(env=MESH_OVERRIDES | overrides) as mesh:
         url = f"{mesh.ports.base_url}/models/{MODEL_ID}/predict"
         asyncio.run(_until_answered(url, mesh.key))
-        metrics_url = f"http://127.0.0.1:{mesh.ports.metrics['embedding']}/metrics"
-        figures = _with_batch_size(metrics_url, lambda: drive_from_child(Target("http", url, mesh.key)))
+        figures = _with_batch_size(lambda: mesh_metrics_text(mesh, "embedding"),
+                                   lambda: drive_from_child(Target("http", url, mesh.key)))
     return {"seconds_to_serving": round(mesh.seconds_to_serving, 1), **figures}
 
 
-def _with_batch_size(metrics_url: str, measure: Callable[[], dict]) -> dict:
+def _with_batch_size(read_metrics: Callable[[], str], measure: Callable[[], dict]) -> dict:
     """The scenario's figures plus the worker's mean texts per forward pass while it ran."""
-    before = _batch_histogram(metrics_url)
+    before = _batch_histogram(read_metrics())
     figures = measure()
-    after = _batch_histogram(metrics_url)
+    after = _batch_histogram(read_metrics())
     batches = after[1] - before[1]
     return {**figures, "mean_batch_size": round((after[0] - before[0]) / batches, 2) if batches else 0.0}
 
 
-def _batch_histogram(metrics_url: str) -> tuple[float, float]:
+def _batch_histogram(exposition: str) -> tuple[float, float]:
     """(sum, count) of medai_embed_batch_size over every label set."""
     totals = {"medai_embed_batch_size_sum": 0.0, "medai_embed_batch_size_count": 0.0}
-    for family in text_string_to_metric_families(httpx.get(metrics_url, timeout=10).text):
+    for family in text_string_to_metric_families(exposition):
         for sample in family.samples:
             if sample.name in totals:
                 totals[sample.name] += sample.value
@@ -277,6 +279,8 @@ def embedding_worker(overrides: dict[str, str], timeout: float = 300) -> Iterato
     port, metrics_port = free_ports(2)
     env = child_environment(PROCESS_ENV | {"EMBEDDING_HOST": "127.0.0.1", "EMBEDDING_PORT": str(port),
                                       "EMBEDDING_METRICS_PORT": str(metrics_port), "APP_ENVIRONMENT": "production",
+                                      # The worker alone (its batching, not the mesh's TLS): plaintext like its client.
+                                      "TLS_ENABLED": "false",
                                       "APP_LOG_LEVEL": "WARNING"} | overrides)
     with tempfile.TemporaryFile("w+") as log:
         process = subprocess.Popen([sys.executable, "-m", "services.embedding"], cwd=ROOT, env=env,

@@ -33,6 +33,7 @@ from medai.common.v1 import inference_pb2
 from medai.compliance.v1 import compliance_pb2, compliance_pb2_grpc
 from medai.embedding.v1 import embedding_pb2, embedding_pb2_grpc
 from tests.support.local_mesh import LocalMesh
+from tests.support.mesh_tls import mesh_aio_channel
 
 QUICK = quick()
 SAMPLES = 20 if QUICK else 300
@@ -167,8 +168,8 @@ def _p50_p99(samples: list[float]) -> dict[str, float]:
 async def _measure(mesh: LocalMesh) -> dict:
     async with (
         httpx.AsyncClient(timeout=120) as http,
-        grpc.aio.insecure_channel(mesh.ports.address("compliance")) as compliance,
-        grpc.aio.insecure_channel(mesh.ports.address("embedding")) as embedding,
+        mesh_aio_channel(mesh, "compliance", "gateway") as compliance,
+        mesh_aio_channel(mesh, "embedding", "compliance") as embedding,
     ):
         clients = Clients(mesh, http, compliance, embedding)
         return {"cache_hit": await _cache_hits(clients), "overhead": await _overhead(clients)}

@@ -20,7 +20,6 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-import grpc
 import httpx
 import torch
 from prometheus_client.parser import text_string_to_metric_families
@@ -34,6 +33,7 @@ from libs.llm.loader import LoadedModel, load_model
 from libs.llm.types import ChatMessage
 from medai.generation.v1 import generation_pb2, generation_pb2_grpc
 from tests.support.local_mesh import LocalMesh
+from tests.support.mesh_tls import mesh_aio_channel, mesh_metrics_text
 
 QUICK = quick()
 NEW_TOKENS = 16 if QUICK else 64
@@ -97,7 +97,7 @@ async def measure(mesh: LocalMesh, model_id: str, local: InProcess) -> dict:
                                                      "batch_local", "streams")}
     headers = {"Authorization": f"Bearer {mesh.key}"}
     async with (httpx.AsyncClient(base_url=mesh.ports.base_url, headers=headers, timeout=600) as client,
-                grpc.aio.insecure_channel(mesh.ports.address("generation")) as channel):
+                mesh_aio_channel(mesh, "generation", "compliance") as channel):
         worker = generation_pb2_grpc.GenerationStub(channel)
         local.warm_up()
         await _stream_json(client, model_id, "Say hello.", 4)  # first-call paths of every hop
@@ -193,8 +193,7 @@ async def _stream_json(client: httpx.AsyncClient, model_id: str, prompt: str, ne
 
 async def _batch_counts(mesh: LocalMesh) -> tuple[float, float]:
     """(forward passes, rows) of medai_batch_size in the generation worker's own metrics."""
-    async with httpx.AsyncClient(timeout=30) as client:
-        text = (await client.get(f"http://127.0.0.1:{mesh.ports.metrics['generation']}/metrics")).text
+    text = await asyncio.to_thread(mesh_metrics_text, mesh, "generation")
     values = {sample.name: sample.value for family in text_string_to_metric_families(text)
               for sample in family.samples if sample.name.startswith("medai_batch_size")}
     return values.get("medai_batch_size_count", 0.0), values.get("medai_batch_size_sum", 0.0)

@@ -37,7 +37,8 @@ def _gateway(settings: ClientSettings) -> Iterator[tuple[gateway_pb2_grpc.Gatewa
     """(stub, call metadata); a failed call prints its status and exits 1."""
     metadata = (("authorization", f"Bearer {_api_key(settings)}"),)
     address = settings.address
-    channel = (grpc.secure_channel(address.removeprefix(TLS_PREFIX), grpc.ssl_channel_credentials())
+    roots = settings.ca_file.read_bytes() if settings.ca_file else None  # None: the usual public roots
+    channel = (grpc.secure_channel(address.removeprefix(TLS_PREFIX), grpc.ssl_channel_credentials(roots))
                if address.startswith(TLS_PREFIX) else grpc.insecure_channel(address))
     try:
         with channel:

@@ -344,5 +344,8 @@ class ClientSettings(BaseSettings):
     address: str = "127.0.0.1:8080"
     # Empty: the local development key `make run` wrote (APP_STATE_DIR/dev-api-key).
     api_key: SecretStr | None = None
+    # The CA that signed the edge's certificate when it is not publicly trusted (e.g. .medai/tls/ca.crt for
+    # ENVOY_TLS_CERT_FILE=.medai/tls/edge.crt). Empty: the usual public roots.
+    ca_file: Path | None = None
     timeout_seconds: float = Field(default=120.0, gt=0)
     app: AppSettings = Field(default_factory=AppSettings)

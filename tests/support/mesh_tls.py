@@ -6,6 +6,7 @@ import socket
 import ssl
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import grpc
 import httpx
@@ -14,6 +15,9 @@ from cryptography import x509
 from libs.config import TlsFiles, TlsSettings
 from libs.config.tls import CA_CERT_NAME
 from libs.tls.issue import ensure_dev_certificates
+
+if TYPE_CHECKING:
+    from tests.support.local_mesh import LocalMesh
 
 HANDSHAKE_TIMEOUT_SECONDS = 5.0
 
@@ -75,3 +79,21 @@ def presented_certificate(port: int, server_name: str, folder: CertFolder, ident
             context.wrap_socket(raw, server_hostname=server_name) as connection:
         der = connection.getpeercert(binary_form=True)
         return x509.load_der_x509_certificate(der), connection.selected_alpn_protocol()
+
+
+def mesh_aio_channel(mesh: LocalMesh, service: str, identity: str) -> grpc.aio.Channel:
+    """A channel straight to a service of a local mesh, as `identity` (the caller that service admits), over
+    mutual TLS with the mesh's certificates, or in plaintext when the mesh runs without TLS."""
+    if not mesh.tls:
+        return grpc.aio.insecure_channel(mesh.ports.address(service))
+    return CertFolder(mesh.state_dir / "tls").aio_channel(mesh.ports.address(service), identity, service)
+
+
+def mesh_metrics_text(mesh: LocalMesh, service: str, timeout: float = 10) -> str:
+    """A service's own Prometheus exposition, read as the monitor does (HTTPS with its certificate)."""
+    port = mesh.ports.metrics[service]
+    if not mesh.tls:
+        return httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=timeout).text
+    with CertFolder(mesh.state_dir / "tls").http_client("monitor") as client:
+        return client.get(f"https://127.0.0.1:{port}/metrics", extensions={"sni_hostname": service},
+                          timeout=timeout).text
