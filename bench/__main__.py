@@ -13,7 +13,17 @@ from pathlib import Path
 
 import psutil
 
-from bench import cpu, deidentify_latency, embedding, foundation, gateway, llm, phi_accuracy, reidentification
+from bench import (
+    cpu,
+    deidentify_latency,
+    embedding,
+    foundation,
+    gateway,
+    llm,
+    openai_routes,
+    phi_accuracy,
+    reidentification,
+)
 
 BENCHMARKS: dict[str, Callable[[], dict]] = {
     "foundation": foundation.run,
@@ -24,6 +34,7 @@ BENCHMARKS: dict[str, Callable[[], dict]] = {
     "gateway": gateway.run,
     "reidentification": reidentification.run,
     "cpu": cpu.run,
+    "openai_routes": openai_routes.run,
 }
 RESULTS = Path(__file__).resolve().parent / "results"
 # A benchmark's figures may carry lines of Markdown (tables, a profile) shown above its JSON in report.md.

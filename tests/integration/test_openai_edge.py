@@ -83,9 +83,10 @@ async def test_a_completion_is_a_plain_prompt_without_the_chat_template(stack):
 async def test_embeddings_as_floats_and_as_base64_are_the_same_vectors(stack):
     api = client(stack, await stack.new_key())
     floats = await api.embeddings.create(model=EMB_MODEL, input=["chest pain", QUESTION], encoding_format="float")
-    raw = await httpx.AsyncClient().post(f"{stack.base_url}/v1/embeddings", headers={
-        "authorization": f"Bearer {await stack.new_key()}"}, json={"model": EMB_MODEL, "input": ["chest pain", QUESTION],
-                                                                  "encoding_format": "base64"})
+    body = {"model": EMB_MODEL, "input": ["chest pain", QUESTION], "encoding_format": "base64"}
+    async with httpx.AsyncClient() as http:
+        raw = await http.post(f"{stack.base_url}/v1/embeddings", json=body,
+                              headers={"authorization": f"Bearer {await stack.new_key()}"})
     decoded = [list(struct.unpack(f"<{len(base64.b64decode(item['embedding'])) // 4}f",
                                   base64.b64decode(item["embedding"]))) for item in raw.json()["data"]]
     assert decoded == [item.embedding for item in floats.data]

@@ -78,8 +78,10 @@ ROOT = Path(__file__).resolve().parents[2]
 class LocalMesh:
     """A `make run` process on free ports: its output lines, and when it reported every service SERVING."""
 
-    def __init__(self, process: subprocess.Popen, ports: MeshPorts, state_dir: Path, marker: str) -> None:
+    def __init__(self, process: subprocess.Popen, ports: MeshPorts, state_dir: Path, marker: str,
+                 data_dir: Path | None = None) -> None:
         self.process, self.ports, self.state_dir, self.marker = process, ports, state_dir, marker
+        self.data_dir = data_dir
         self.lines: list[str] = []
         self.ready = threading.Event()
         self.started = time.monotonic()
@@ -116,7 +118,7 @@ def running_mesh(state_dir: Path, data_dir: Path, extra_env: dict[str, str] | No
     process = subprocess.Popen(["make", "--no-print-directory", "run"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, text=True, start_new_session=True,
                                preexec_fn=exit_with_parent)
-    mesh = LocalMesh(process, ports, state_dir, marker)
+    mesh = LocalMesh(process, ports, state_dir, marker, data_dir)
     try:
         mesh.ready.wait(timeout)
         if process.poll() is not None or mesh.seconds_to_serving is None:
