@@ -10,6 +10,7 @@ from typing import Any
 
 from libs.catalog import CONVERSATION, TEXT_GENERATION
 from libs.errors import InvalidInput, MedaiError, Overloaded, PermissionDenied, Unauthenticated
+from libs.rpc.context import set_call_model
 from libs.security.roles import Permission
 from libs.stores.ratelimit import InMemoryRateLimitStore
 from services.gateway.core.auth import Authenticator, KeyRefused, require, require_model, require_model_access
@@ -201,6 +202,8 @@ class Gateway:
             raise
         finally:
             _principal_var.reset(token)
+            if model_id and self._catalog.knows(model_id):  # the call's metrics by model (known ids only)
+                set_call_model(model_id)
 
     def _refusal(self, meta: CallMetadata, action: str, model_id: str, error: MedaiError) -> Refusal:
         principal = _principal_var.get()
