@@ -45,3 +45,9 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
 
     async def VerifyAudit(self, request, context):
         return await self._gateway.verify_audit(mapper.call_metadata(context))
+
+    async def ListAlerts(self, request, context):
+        return await self._gateway.alerts(mapper.call_metadata(context))
+
+    async def GetSystemMetrics(self, request, context):
+        return await self._gateway.system_metrics(mapper.call_metadata(context))

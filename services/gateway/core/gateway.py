@@ -181,6 +181,19 @@ class Gateway:
             with self._admitted():
                 return await self._compliance.verify_audit(caller, self._timeout(meta))
 
+    # -- monitoring ------------------------------------------------------------------------
+    async def alerts(self, meta: CallMetadata) -> Any:
+        with self._refusals_audited(meta, "monitoring.alerts"):
+            await self._caller(meta, Permission.MONITORING_READ)
+            with self._admitted():
+                return await self._monitor.alerts(min(self._timeout(meta), METRICS_TIMEOUT_SECONDS))
+
+    async def system_metrics(self, meta: CallMetadata) -> Any:
+        with self._refusals_audited(meta, "monitoring.system"):
+            await self._caller(meta, Permission.MONITORING_READ)
+            with self._admitted():
+                return await self._monitor.system_metrics(min(self._timeout(meta), METRICS_TIMEOUT_SECONDS))
+
     # -- policy helpers --------------------------------------------------------------------
     async def _principal(self, meta: CallMetadata) -> Principal:
         """The authenticated caller, charged one request of its key's rate limit."""
