@@ -240,8 +240,10 @@ def test_every_log_file_is_json_lines_and_rotates_with_retention(http, mesh):
         files = [name for name in texts if name == base or name.startswith(base + ".")]
         indices = [int(name.rsplit(".", 1)[1]) for name in files if name != base]
         assert len(files) <= LOG_BACKUPS + 1 and max(indices, default=0) < LOG_BACKUPS, base
-        if indices:
-            assert all(len(texts[name].encode()) <= LOG_MAX_BYTES + 4096 for name in files), base
+        # Python's handler rotates before a write would pass the size; supervisord (access.log) after the
+        # write that passed it, and Envoy writes a second's worth of lines at once.
+        slack = 64 * 1024 if base == "access.log" else 4096
+        assert all(len(texts[name].encode()) <= LOG_MAX_BYTES + slack for name in files), base
     audit = [json.loads(line) for name, text in texts.items() if name.startswith("audit.log")
              for line in text.splitlines()]
     assert {"request_id", "action", "outcome", "phi_entity_counts", "input_digest"} <= audit[0].keys()
