@@ -49,6 +49,8 @@ def mesh_environment(ports: MeshPorts, state_dir: Path, data_dir: Path, marker: 
     env.update({
         "MEDAI_TEST_MARKER": marker,
         "APP_STATE_DIR": str(state_dir),
+        # Log files beside the state, not in the checkout's ./logs (make run's default).
+        "APP_LOG_DIR": str(state_dir / "logs"),
         "APP_DATA_DIR": str(data_dir),
         "ENVOY_PORT": str(ports.envoy),
         "ENVOY_ADMIN_PORT": str(ports.admin),

@@ -12,6 +12,7 @@ import asyncio
 import hashlib
 import hmac
 import json
+import logging
 import time
 from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import Executor
@@ -21,7 +22,14 @@ from typing import Protocol
 from libs.errors import NotReady
 from services.compliance.core.phi.vocabulary import ordinary_word
 from services.compliance.core.types import DetectedEntity, Redaction
-from services.compliance.metrics import DEIDENTIFY_BATCH_TEXTS, DEIDENTIFY_SECONDS, PHI_ENTITIES_DETECTED
+from services.compliance.metrics import (
+    DEIDENTIFY_BATCH_TEXTS,
+    DEIDENTIFY_FAILURES,
+    DEIDENTIFY_SECONDS,
+    PHI_ENTITIES_DETECTED,
+)
+
+log = logging.getLogger(__name__)
 
 WARMUP_TEXT = "Patient Jane Roe, phone 555-010-4477, email jane.roe@example.org, seen on 2024-03-01."
 
@@ -226,6 +234,8 @@ class AnalysisBatcher:
                 found = await loop.run_in_executor(self._executor, deidentifier.analyze,
                                                    [text for texts, _ in batch for text in texts])
             except Exception as error:
+                DEIDENTIFY_FAILURES.inc(len(batch))
+                log.error("PHI analysis failed", extra={"error": type(error).__name__, "requests": len(batch)})
                 for _, future in batch:
                     if not future.done():
                         future.set_exception(error)
