@@ -30,7 +30,7 @@ import pytest
 
 from libs.observability import alerts, dashboards
 from tests.support.local_mesh import LocalMesh, running_mesh
-from tests.support.processes import processes_with_marker
+from tests.support.processes import service_pid
 from tests.support.prometheus import (
     GRAFANA_VARIABLES,
     Prometheus,
@@ -343,13 +343,7 @@ def test_real_prometheus_evaluates_every_panel_and_rule_with_data(http, mesh, da
 # -- the monitor's own alerting: a worker down, a webhook received -------------------------------------
 
 def pid_of(mesh: LocalMesh, service: str) -> int:
-    for pid in processes_with_marker(mesh.marker):
-        try:
-            if f"services.{service}" in Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace"):
-                return pid
-        except OSError:
-            continue
-    raise AssertionError(f"no {service} process")
+    return service_pid(mesh.marker, service)
 
 
 def test_a_killed_worker_fires_worker_down_to_the_webhook_and_its_restart_resolves_it(http, mesh, receiver):
