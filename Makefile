@@ -10,7 +10,7 @@ STAMP       := $(VENV)/.installed
 # Environment every local process gets: quiet gRPC core, no tokenizer fork warnings.
 RUN_ENV     := PATH="$(CURDIR)/$(BIN):$$PATH" GRPC_VERBOSITY=ERROR TOKENIZERS_PARALLELISM=false PYTHONUNBUFFERED=1
 
-.PHONY: install run test test-tools lint protos protos-check bench compose-test k8s-observability clean
+.PHONY: install run test test-tools lint protos protos-check bench compose-test observability k8s-observability prometheus-tools clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -58,9 +58,19 @@ bench: install
 compose-test: install
 	$(RUN_ENV) $(BIN)/python -m libs.deploy.compose_test --torch-version $(patsubst torch==%,%,$(TORCH_SPEC)) $(COMPOSE_TEST_ARGS)
 
+# Write the alert rules and dashboards of libs/observability from their code (alerts.py, dashboards.py).
+observability: install
+	$(BIN)/python -m libs.observability
+
 # Copy the Prometheus rules and Grafana dashboards of libs/observability into k8s/base/observability.
-k8s-observability: install
+k8s-observability: observability
 	$(BIN)/python -m libs.deploy.observability
+
+# Debian's Prometheus (promtool) and Chromium, for the rule tests, the real-Prometheus test and its
+# screenshot (those tests skip without them).
+prometheus-tools:
+	command -v promtool >/dev/null && command -v chromium >/dev/null || \
+	  (apt-get update -q && apt-get install -y -q prometheus chromium)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -13,7 +13,18 @@ from pathlib import Path
 
 import psutil
 
-from bench import cpu, deidentify_latency, embedding, foundation, gateway, llm, mtls, phi_accuracy, reidentification
+from bench import (
+    cpu,
+    deidentify_latency,
+    embedding,
+    foundation,
+    gateway,
+    llm,
+    mtls,
+    openai_routes,
+    phi_accuracy,
+    reidentification,
+)
 
 BENCHMARKS: dict[str, Callable[[], dict]] = {
     "foundation": foundation.run,
@@ -24,6 +35,7 @@ BENCHMARKS: dict[str, Callable[[], dict]] = {
     "gateway": gateway.run,
     "reidentification": reidentification.run,
     "cpu": cpu.run,
+    "openai_routes": openai_routes.run,
     "mtls": mtls.run,
 }
 RESULTS = Path(__file__).resolve().parent / "results"

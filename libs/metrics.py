@@ -14,13 +14,14 @@ from prometheus_client import REGISTRY, Counter, Gauge, Histogram, start_http_se
 if TYPE_CHECKING:
     from libs.tls import MeshTls
 
+# model_id: the known model a call was about ("" for calls about none, or refused before it was known).
 RPC_REQUESTS = Counter(
-    "medai_rpc_requests_total", "gRPC calls handled, by method and status code", ["method", "code"]
+    "medai_rpc_requests_total", "gRPC calls handled, by method, status code and model", ["method", "code", "model_id"]
 )
 RPC_DURATION = Histogram(
     "medai_rpc_duration_seconds",
     "Time to handle a gRPC call (streams: until the last message)",
-    ["method"],
+    ["method", "model_id"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120),
 )
 RPC_IN_FLIGHT = Gauge("medai_rpc_in_flight", "gRPC calls being handled now")

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import grpc
 
 from libs.config import ServiceSettings
-from libs.logs import configure_logging
+from libs.logs import LogFiles, configure_logging
 from libs.metrics import serve_metrics
 from libs.process import exit_with_parent
 from libs.rpc.health import HealthReporter
@@ -36,7 +36,7 @@ def run_service(settings: ServiceSettings, start: Callable[[ServiceSettings], Aw
     """The body of every `python -m services.<name>`."""
     name = type(settings).service_name
     exit_with_parent()
-    configure_logging(name, settings.app.log_level)
+    configure_logging(name, settings.app.log_level, LogFiles.of(settings.app))
     stop_tracing = setup_tracing(name, settings.telemetry)
     stop_metrics = serve_metrics(settings.host, settings.metrics_port,
                                  mesh_tls(settings.tls, name, settings.app.state_dir))

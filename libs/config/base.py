@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -35,6 +35,20 @@ class AppSettings(BaseSettings):
     # Seconds a stopping service (SIGTERM) lets in-flight calls and streams finish before it ends
     # them with UNAVAILABLE; new calls are refused from the start of the drain.
     drain_seconds: float = Field(default=30.0, ge=0)
+    # JSON log files (serving.log, error.log, access.log, audit.log), rotated by size, beside stderr.
+    # Unset: none (containers log to stdout), but `make run` uses ./logs; empty: none under make run either.
+    log_dir: Path | None = None
+    log_max_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
+    # Rotated files kept per log (older ones are deleted).
+    log_backup_count: int = Field(default=5, ge=0)
+    # Set by `make run` for its processes: the launcher writes serving.log and error.log from their
+    # output (one writer per file); a process then writes only its own files (audit.log).
+    log_collected: bool = False
+
+    @field_validator("log_dir", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: object) -> object:
+        return None if value == "" else value
 
     @property
     def is_development(self) -> bool:

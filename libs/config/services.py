@@ -222,6 +222,15 @@ class GatewaySettings(ServiceSettings):
     refusal_audit_total_per_minute: int = Field(default=1200, ge=1)
 
 
+# How long (seconds) each alert's condition must hold before it fires (Prometheus' `for`), by the
+# monitor's rule name; the Prometheus rules in libs/observability use the same durations and thresholds.
+ALERT_FOR_SECONDS: dict[str, float] = {
+    "cpu_high": 300, "memory_high": 300, "disk_high": 300, "gpu_memory_high": 300,
+    "response_time_p95_high": 300, "error_ratio_high": 300,
+    "service_not_serving": 60, "worker_down": 60, "audit_spool_not_empty": 60, "deidentify_failures": 60,
+}
+
+
 class MonitoredService(BaseModel):
     """One service the monitor watches: its gRPC address and its metrics URL."""
 
@@ -258,10 +267,26 @@ class MonitorSettings(ServiceSettings):
         default_factory=lambda: {"supervisor": f"http://127.0.0.1:{LAUNCHER_METRICS_PORT}/metrics"})
     scrape_timeout_seconds: float = Field(default=2.0, gt=0)
     system_interval_seconds: float = Field(default=5.0, gt=0)
-    alert_cpu_percent: float = 90.0
-    alert_memory_percent: float = 90.0
+    # Alert thresholds (the seed's): host CPU, memory and disk in percent, GPU memory per device, p95
+    # response time of the gateway's unary calls in seconds, share of calls failing server-side.
+    alert_cpu_percent: float = 80.0
+    alert_memory_percent: float = 85.0
     alert_disk_percent: float = 90.0
     alert_gpu_memory_percent: float = 95.0
+    alert_p95_seconds: float = Field(default=5.0, gt=0)
+    alert_error_ratio: float = Field(default=0.05, ge=0, le=1)
+    # Rule name -> seconds its condition must hold before it fires; rules not named keep ALERT_FOR_SECONDS.
+    alert_for_seconds: dict[str, float] = Field(default_factory=dict)
+    # Window (seconds) of the rates behind the p95, error-ratio and de-identification-failure rules.
+    alert_window_seconds: float = Field(default=300.0, gt=0)
+    # Resolved and fired alerts kept for GET /v1/alerts (newest first).
+    alert_history_size: int = Field(default=200, ge=0)
+    # Alertmanager-style webhooks (JSON list of URLs) told of every alert that fires or resolves.
+    alert_webhooks: list[str] = Field(default_factory=list)
+    # A delivery is tried this many times, waiting backoff, 2 x backoff, ... (at most 60 s) in between.
+    alert_webhook_attempts: int = Field(default=5, ge=1)
+    alert_webhook_backoff_seconds: float = Field(default=1.0, gt=0)
+    alert_webhook_timeout_seconds: float = Field(default=5.0, gt=0)
     # Mesh status: NOT_SERVING when one of these is down ...
     critical_services: list[str] = Field(default_factory=lambda: ["gateway", "compliance"])
     # ... or when none of these (the model workers) serves.

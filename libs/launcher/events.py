@@ -18,7 +18,7 @@ from prometheus_client import Counter, Gauge
 from supervisor import childutils
 
 from libs.config import LauncherSettings
-from libs.logs import configure_logging
+from libs.logs import LogFiles, configure_logging
 from libs.metrics import serve_metrics
 from libs.process import exit_with_parent
 
@@ -90,7 +90,8 @@ def listen(stdin: TextIO = sys.stdin, stdout: TextIO = sys.stdout) -> None:
 def main() -> None:
     exit_with_parent()
     settings = LauncherSettings()
-    configure_logging("supervisor", settings.app.log_level)  # to stderr: stdout is the protocol
+    # To stderr (stdout is the protocol), which the launcher collects into the log files.
+    configure_logging("supervisor", settings.app.log_level, LogFiles.of(settings.app))
     stop_metrics = serve_metrics("127.0.0.1", settings.metrics_port)
     try:
         listen()

@@ -14,6 +14,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from libs.logs import ACCESS_LOG, LogFiles
+
 # Processes that run for at least this long count as started; a faster exit is a failed start,
 # retried with back-off. Model workers take seconds to load their model: a crash while loading
 # must back off too, not loop at full speed.
@@ -23,6 +25,8 @@ START_RETRIES = 100
 # Seconds supervisord waits, beyond a service's own drain, before it kills a process that did not stop.
 STOP_MARGIN_SECONDS = 15
 EVENTS_PROGRAM = "events"
+# The program whose stdout is the access log (Envoy's, ENVOY_ACCESS_LOG_PATH=/dev/stdout).
+ACCESS_LOG_PROGRAM = "envoy"
 
 
 @dataclass(frozen=True)
@@ -73,12 +77,22 @@ def _with_python(command: str, python: str) -> str:
     return shlex.join(words)
 
 
-def render_config(programs_: list[Program], *, state_dir: Path, drain_seconds: float, events_command: str) -> str:
-    """supervisord.conf: foreground, a control socket in the state dir, every program, the event listener."""
+def render_config(programs_: list[Program], *, state_dir: Path, drain_seconds: float, events_command: str,
+                  log_files: LogFiles | None = None) -> str:
+    """supervisord.conf: foreground, a control socket in the state dir, every program, the event listener.
+
+    Every process's output goes to supervisord's stdout (the launcher collects it into serving.log and
+    error.log when there are log files). With log files, Envoy's stdout (its access log) goes to
+    access.log instead, which supervisord alone writes and rotates; its own log (stderr) stays with the rest.
+    """
     socket = state_dir / "supervisor.sock"
+    environment = {}
+    if log_files is not None:
+        directory = str(log_files.directory).replace("%", "%%")  # supervisord expands %(...)s in values
+        environment = {"environment": f'APP_LOG_DIR="{directory}",APP_LOG_COLLECTED="true"'}
     sections = [
         _section("supervisord", nodaemon="true", logfile="/dev/null", logfile_maxbytes="0", loglevel="warn",
-                 pidfile=state_dir / "supervisord.pid", childlogdir=state_dir),
+                 pidfile=state_dir / "supervisord.pid", childlogdir=state_dir, **environment),
         _section("unix_http_server", file=socket, chmod="0700"),
         _section("rpcinterface:supervisor",
                  **{"supervisor.rpcinterface_factory": "supervisor.rpcinterface:make_main_rpcinterface"}),
@@ -96,7 +110,7 @@ def render_config(programs_: list[Program], *, state_dir: Path, drain_seconds: f
             f"program:{program.name}", command=program.command, priority=program.priority, autostart="true",
             autorestart="true", startsecs=program.start_seconds, startretries=START_RETRIES,
             stopsignal="TERM", stopwaitsecs=stop_wait, stopasgroup="true", killasgroup="true",
-            redirect_stderr="true", stdout_logfile="/dev/stdout", stdout_logfile_maxbytes="0",
+            **_output(program.name, log_files),
         ))
     sections.append(_section(
         f"eventlistener:{EVENTS_PROGRAM}", command=events_command, events="PROCESS_STATE", priority=1,
@@ -104,6 +118,15 @@ def render_config(programs_: list[Program], *, state_dir: Path, drain_seconds: f
         stderr_logfile="/dev/stdout", stderr_logfile_maxbytes="0",
     ))
     return "\n".join(sections)
+
+
+def _output(program: str, log_files: LogFiles | None) -> dict[str, object]:
+    """Where a program's stdout and stderr go."""
+    if log_files is None or program != ACCESS_LOG_PROGRAM:
+        return {"redirect_stderr": "true", "stdout_logfile": "/dev/stdout", "stdout_logfile_maxbytes": "0"}
+    return {"redirect_stderr": "false", "stdout_logfile": str(log_files.path(ACCESS_LOG)).replace("%", "%%"),
+            "stdout_logfile_maxbytes": log_files.max_bytes, "stdout_logfile_backups": log_files.backup_count,
+            "stderr_logfile": "/dev/stdout", "stderr_logfile_maxbytes": "0"}
 
 
 def _section(name: str, **options: object) -> str:

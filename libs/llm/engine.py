@@ -90,6 +90,7 @@ class LLMEngine:
         self.chat = ChatTemplate.of(loaded.tokenizer)
         self._decode = DecodeLoop(self._runner, config.model_id, config.serving.max_prefill_tokens)
         self._decode.start()
+        metrics.initialise(config.model_id)
         self._loaded = loaded
 
     async def warm_up(self) -> None:

@@ -94,6 +94,7 @@ class DecodeSequence:
         """Deliver the last event and free the slot (idempotent)."""
         if not self.finished:
             self.finished = True
+            metrics.SEQUENCES_FINISHED.labels(self.spec.model_id, reason).inc()
             # Slot first: by the time the caller sees the end, its slot is free for its next request.
             self._release()
             self._emit(TextDelta(self._index, text, reason, Usage(len(self.spec.prompt_ids), self._generated)))

@@ -8,6 +8,9 @@ from collections.abc import Iterable
 REQUEST_ID_HEADER = "x-request-id"
 
 request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="")
+# The model a call is about, once a service has checked it is a known one (a metrics label: never a
+# client-chosen string that no catalogue lists).
+call_model_var: contextvars.ContextVar[str] = contextvars.ContextVar("call_model", default="")
 
 
 def new_request_id() -> str:
@@ -16,6 +19,11 @@ def new_request_id() -> str:
 
 def current_request_id() -> str:
     return request_id_var.get()
+
+
+def set_call_model(model_id: str) -> None:
+    """Label this call's metrics with a known model id (the server interceptor reads it at the end)."""
+    call_model_var.set(model_id)
 
 
 def request_id_from_metadata(metadata: Iterable[tuple[str, str | bytes]] | None) -> str:

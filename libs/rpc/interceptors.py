@@ -14,7 +14,13 @@ from opentelemetry import trace
 
 from libs.errors import InvalidInput, MedaiError
 from libs.metrics import RPC_DURATION, RPC_IN_FLIGHT, RPC_REQUESTS
-from libs.rpc.context import current_request_id, new_request_id, request_id_from_metadata, request_id_var
+from libs.rpc.context import (
+    call_model_var,
+    current_request_id,
+    new_request_id,
+    request_id_from_metadata,
+    request_id_var,
+)
 from libs.rpc.decoding import Undecodable, tolerant
 from libs.rpc.drain import Drain
 from libs.rpc.status import status_for, trailing_metadata_for
@@ -185,37 +191,39 @@ class CallContextInterceptor(grpc.aio.ServerInterceptor):
         method = handler_call_details.method
         request_id = request_id_from_metadata(handler_call_details.invocation_metadata)
 
-        def enter() -> tuple[Any, float]:
+        def enter() -> tuple[Any, Any, float]:
             RPC_IN_FLIGHT.inc()
             call_id = request_id or new_request_id()
             trace.get_current_span().set_attribute(REQUEST_ID_ATTRIBUTE, call_id)
-            return request_id_var.set(call_id), time.perf_counter()
+            return request_id_var.set(call_id), call_model_var.set(""), time.perf_counter()
 
-        def leave(token: Any, started: float, context: grpc.aio.ServicerContext) -> None:
+        def leave(tokens: tuple[Any, Any], started: float, context: grpc.aio.ServicerContext) -> None:
             RPC_IN_FLIGHT.dec()
             code = context.code() or grpc.StatusCode.OK
-            RPC_REQUESTS.labels(method, getattr(code, "name", str(code))).inc()
-            RPC_DURATION.labels(method).observe(time.perf_counter() - started)
-            request_id_var.reset(token)
+            model_id = call_model_var.get()
+            RPC_REQUESTS.labels(method, getattr(code, "name", str(code)), model_id).inc()
+            RPC_DURATION.labels(method, model_id).observe(time.perf_counter() - started)
+            request_id_var.reset(tokens[0])
+            call_model_var.reset(tokens[1])
 
         def wrap_unary(behavior: UnaryBehavior) -> UnaryBehavior:
             async def observed(request, context):
-                token, started = enter()
+                request_token, model_token, started = enter()
                 try:
                     return await behavior(request, context)
                 finally:
-                    leave(token, started, context)
+                    leave((request_token, model_token), started, context)
 
             return observed
 
         def wrap_stream(behavior: StreamBehavior) -> StreamBehavior:
             async def observed(request, context):
-                token, started = enter()
+                request_token, model_token, started = enter()
                 try:
                     async for item in behavior(request, context):
                         yield item
                 finally:
-                    leave(token, started, context)
+                    leave((request_token, model_token), started, context)
 
             return observed
 

@@ -16,6 +16,7 @@ class Permission(StrEnum):
     PHI_REIDENTIFY = "phi:reidentify"
     AUDIT_READ = "audit:read"
     AUDIT_VERIFY = "audit:verify"
+    MONITORING_READ = "monitoring:read"  # the monitor's alerts and system metrics
 
 
 ROLE_PERMISSIONS: dict[str, frozenset[Permission]] = {
@@ -27,7 +28,7 @@ ROLE_PERMISSIONS: dict[str, frozenset[Permission]] = {
     "researcher": frozenset({
         Permission.MODELS_READ, Permission.PREDICT, Permission.EMBEDDINGS, Permission.PHI_DEIDENTIFY,
     }),
-    "auditor": frozenset({Permission.AUDIT_READ, Permission.AUDIT_VERIFY}),
+    "auditor": frozenset({Permission.AUDIT_READ, Permission.AUDIT_VERIFY, Permission.MONITORING_READ}),
     # Machine clients: what they may call is further limited by the key's model allow-list.
     "service": frozenset({
         Permission.MODELS_READ, Permission.PREDICT, Permission.STREAM, Permission.EMBEDDINGS,

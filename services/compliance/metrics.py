@@ -16,3 +16,7 @@ DEIDENTIFY_BATCH_TEXTS = Histogram(
     "Texts analysed together in one batch (concurrent requests share a spaCy pipe)",
     buckets=(1, 2, 4, 8, 16, 32, 64),
 )
+DEIDENTIFY_FAILURES = Counter(
+    "medai_deidentify_failures_total",
+    "Requests whose PHI analysis failed (the request is refused: nothing unanalysed is forwarded)",
+)

@@ -125,5 +125,13 @@ class MonitorClient:
             body = await self._stub.GetMeshMetrics(empty_pb2.Empty(), timeout=timeout)
         return body.data.decode()
 
+    async def alerts(self, timeout: float) -> Any:
+        async with translated_rpc_errors(self.unavailable_message):
+            return await self._stub.ListAlerts(empty_pb2.Empty(), timeout=timeout)
+
+    async def system_metrics(self, timeout: float) -> Any:
+        async with translated_rpc_errors(self.unavailable_message):
+            return await self._stub.GetSystemMetrics(empty_pb2.Empty(), timeout=timeout)
+
     async def close(self) -> None:
         await self.channel.close()

@@ -6,6 +6,8 @@ from prometheus_client import Counter
 RATE_LIMITED = Counter(
     "medai_gateway_rate_limited_total", "Calls refused by a per-key rate limit", ["limit"]
 )
+for _limit in ("requests", "tokens"):  # exported at 0 from the start
+    RATE_LIMITED.labels(_limit)
 REFUSALS_AUDITED = Counter(
     "medai_gateway_refusals_audited_total", "Refused calls (401, 403, 429) shipped to the audit log"
 )

@@ -56,3 +56,9 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
 
     async def GetDocsAsset(self, request, context):
         return mapper.http_body(self._docs.asset(request.name))
+
+    async def ListAlerts(self, request, context):
+        return await self._gateway.alerts(mapper.call_metadata(context))
+
+    async def GetSystemMetrics(self, request, context):
+        return await self._gateway.system_metrics(mapper.call_metadata(context))

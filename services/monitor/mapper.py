@@ -54,17 +54,24 @@ def system_metrics(reading: SystemReading) -> monitor_pb2.SystemMetrics:
         disk_total_bytes=reading.disk_total_bytes,
         gpus=[_gpu(gpu) for gpu in reading.gpus],
         collected_at=timestamp_to_pb(reading.collected_at),
+        memory_percent=reading.memory_percent,
+        disk_percent=reading.disk_percent,
     )
 
 
-def alerts(active: Iterable[Alert]) -> monitor_pb2.ListAlertsResponse:
-    return monitor_pb2.ListAlertsResponse(
-        alerts=[
-            monitor_pb2.Alert(rule=alert.rule, severity=alert.severity, summary=alert.summary, value=alert.value,
-                              threshold=alert.threshold, since=timestamp_to_pb(alert.since))
-            for alert in active
-        ]
-    )
+def alert(value: Alert) -> monitor_pb2.Alert:
+    message = monitor_pb2.Alert(rule=value.rule, severity=value.severity, summary=value.summary, value=value.value,
+                                threshold=value.threshold, since=timestamp_to_pb(value.since),
+                                instance=value.instance, state=value.state.value, for_seconds=value.for_seconds)
+    if value.fired_at is not None:
+        message.fired_at.CopyFrom(timestamp_to_pb(value.fired_at))
+    if value.resolved_at is not None:
+        message.resolved_at.CopyFrom(timestamp_to_pb(value.resolved_at))
+    return message
+
+
+def alerts(active: Iterable[Alert], history: Iterable[Alert] = ()) -> monitor_pb2.ListAlertsResponse:
+    return monitor_pb2.ListAlertsResponse(alerts=[alert(a) for a in active], history=[alert(a) for a in history])
 
 
 def http_body(exposition: bytes) -> httpbody_pb2.HttpBody:

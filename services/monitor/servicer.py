@@ -22,4 +22,4 @@ class MonitorServicer(monitor_pb2_grpc.MonitorServicer):
         return mapper.system_metrics(await self._core.system_metrics())
 
     async def ListAlerts(self, request, context) -> monitor_pb2.ListAlertsResponse:
-        return mapper.alerts(self._core.alerts())
+        return mapper.alerts(self._core.alerts(), self._core.alert_history())

@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 
 from tests.support.databases import POSTGRES_URL, postgres_available
 from tests.support.local_mesh import LocalMesh, running_mesh
-from tests.support.processes import processes_with_marker, wait_for_no_processes
+from tests.support.processes import service_pid, wait_for_no_processes
 from tests.support.redis_server import redis_available
 from tests.support.tcp_proxy import ThreadedTcpProxy
 
@@ -114,13 +114,7 @@ def bearer(key: str) -> dict[str, str]:
 
 
 def pid_of(mesh: LocalMesh, service: str) -> int:
-    for pid in processes_with_marker(mesh.marker):
-        try:
-            if f"services.{service}" in Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace"):
-                return pid
-        except OSError:
-            continue
-    raise AssertionError(f"no {service} process")
+    return service_pid(mesh.marker, service)
 
 
 def sse_events(response: httpx.Response) -> Iterator[dict]:

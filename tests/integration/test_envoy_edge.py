@@ -386,7 +386,7 @@ def test_access_log_is_json_without_bodies_or_queries(mesh: Mesh) -> None:
     assert (ok["method"], ok["path"], ok["status"], ok["grpc_status"]) == ("POST", "/models/m1/predict", 200, 0)
     assert ok["upstream_host"].startswith("127.0.0.1:")
     assert ok["bytes_received"] > 0 and ok["duration_ms"] >= 0
-    assert ok["user_agent"].startswith("python-httpx")
+    assert "user_agent" not in ok  # a client-written header: it may carry anything, PHI included
     assert (failed["status"], failed["grpc_status"]) == (404, grpc.StatusCode.NOT_FOUND.value[0])
     assert (refused["path"], refused["status"]) == ("/v1/audit/records", 400)
 

@@ -22,9 +22,11 @@ from services.monitor.core.monitor import build_core
 from services.monitor.server import SERVICE_NAMES, MonitorDeps, create_server
 from services.monitor.watcher import build_watchers, watch_all
 from tests.support.http_endpoints import metrics_endpoint, refusing_port
+from tests.support.webhooks import webhook_receiver
 
 T = TypeVar("T")
 EMPTY = empty_pb2.Empty()
+WORKER_DOWN = "model worker {} is not serving: its models answer 503"
 
 
 class HealthTarget:
@@ -77,18 +79,21 @@ class Monitor:
         return sorted((alert.rule, alert.summary) for alert in response.alerts)
 
 
-def monitor_settings(services: dict[str, MonitoredService]) -> MonitorSettings:
+def monitor_settings(services: dict[str, MonitoredService], webhooks: list[str] | None = None) -> MonitorSettings:
     return MonitorSettings(
         host="127.0.0.1", port=0, metrics_port=0, app=AppSettings(environment="test"), services=services,
         watch_backoff_initial_seconds=0.05, watch_backoff_max_seconds=0.2, system_interval_seconds=0.05,
         # Only service alerts here: host load on a CI machine must not add any.
         alert_cpu_percent=1000, alert_memory_percent=1000, alert_disk_percent=1000,
+        alert_for_seconds={"service_not_serving": 0, "worker_down": 0.3},
+        alert_webhooks=webhooks or [], alert_webhook_backoff_seconds=0.05, extra_metrics={},
     )
 
 
 @contextlib.asynccontextmanager
-async def running_monitor(services: dict[str, MonitoredService]) -> AsyncIterator[Monitor]:
-    settings = monitor_settings(services)
+async def running_monitor(services: dict[str, MonitoredService],
+                          webhooks: list[str] | None = None) -> AsyncIterator[Monitor]:
+    settings = monitor_settings(services, webhooks)
     health = HealthReporter(SERVICE_NAMES)
     async with httpx.AsyncClient() as client:
         core = build_core(settings, health, client, NvmlGpus(None).read)
@@ -147,7 +152,10 @@ async def test_status_flips_are_seen_and_the_mesh_status_follows() -> None:
         down = await eventually(monitor.health, lambda h: statuses(h)["generation"] == "NOT_SERVING")
         assert down.status == "NOT_SERVING"  # the only worker is down
         assert down.services["generation"].since.ToDatetime() > serving.services["generation"].since.ToDatetime()
-        await eventually(monitor.alerts, lambda a: a == [("service_not_serving", "service generation is not serving")])
+        await eventually(monitor.alerts, lambda a: a == [("worker_down", WORKER_DOWN.format("generation"))])
+        await targets["compliance"].reporter.set_serving(False)
+        await eventually(monitor.alerts, lambda a: ("service_not_serving", "service compliance is not serving") in a)
+        await targets["compliance"].reporter.set_serving(True)
 
         await targets["generation"].reporter.set_serving(True)
         await eventually(monitor.health, lambda h: h.status == "SERVING")
@@ -175,7 +183,7 @@ async def test_a_stopped_server_is_not_serving_until_it_is_back() -> None:
                 await targets["embedding"].reporter.set_serving(True)
                 await eventually(monitor.health, lambda h: statuses(h)["embedding"] == "SERVING")
                 alerts = await eventually(monitor.alerts, lambda a: len(a) == 1)
-                assert alerts == [("service_not_serving", "service conversation is not serving")]
+                assert alerts == [("worker_down", WORKER_DOWN.format("conversation"))]
 
 
 async def test_mesh_and_system_metrics_over_grpc() -> None:
@@ -200,3 +208,37 @@ async def test_mesh_and_system_metrics_over_grpc() -> None:
     assert 0 < system.disk_used_bytes <= system.disk_total_bytes
     assert list(system.gpus) == []
     assert system.collected_at.seconds > 0
+
+
+async def test_a_worker_down_fires_after_its_for_duration_and_resolves_with_webhooks_received() -> None:
+    def worker_alerts(response: monitor_pb2.ListAlertsResponse, history: bool = False) -> list:
+        return [a for a in (response.history if history else response.alerts) if a.rule == "worker_down"]
+
+    async def alerts() -> monitor_pb2.ListAlertsResponse:
+        return await monitor.stub.ListAlerts(EMPTY, timeout=5)
+
+    with webhook_receiver(fail_first=1) as receiver:  # the first delivery fails: retried
+        async with health_targets("gateway", "embedding") as targets, \
+                running_monitor(watched(targets), [receiver.url]) as monitor:
+            for target in targets.values():
+                await target.reporter.set_serving(True)
+            await eventually(monitor.health, lambda h: h.status == "SERVING")
+            await targets["embedding"].reporter.set_serving(False)
+            pending = await eventually(alerts, lambda r: bool(worker_alerts(r)))
+            firing = await eventually(alerts, lambda r: [a.state for a in worker_alerts(r)] == ["firing"])
+            assert [a.state for a in worker_alerts(pending)] in (["pending"], ["firing"])  # 0.3 s pending first
+            [alert] = worker_alerts(firing)
+            assert (alert.instance, alert.severity, alert.for_seconds) == ("embedding", "critical", 0.3)
+            assert (alert.fired_at.ToDatetime() - alert.since.ToDatetime()).total_seconds() >= 0.3
+
+            await targets["embedding"].reporter.set_serving(True)
+            resolved = await eventually(alerts, lambda r: not worker_alerts(r) and len(worker_alerts(r, True)) == 2)
+            assert [a.state for a in worker_alerts(resolved, True)] == ["resolved", "firing"]
+
+            def worker_bodies(bodies: list[dict]) -> list[dict]:
+                return [b for b in bodies if b["alerts"][0]["labels"]["alertname"] == "worker_down"]
+
+            bodies = worker_bodies(await asyncio.to_thread(receiver.wait_for, lambda b: len(worker_bodies(b)) == 2))
+    assert [(b["status"], b["alerts"][0]["labels"]["instance"]) for b in bodies] == [
+        ("firing", "embedding"), ("resolved", "embedding")]
+    assert receiver.attempts >= 3  # one refused, then both delivered

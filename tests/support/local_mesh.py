@@ -54,6 +54,8 @@ def mesh_environment(ports: MeshPorts, state_dir: Path, data_dir: Path, marker: 
         "TLS_ENABLED": "true" if tls else "false",
         "MEDAI_TEST_MARKER": marker,
         "APP_STATE_DIR": str(state_dir),
+        # Log files beside the state, not in the checkout's ./logs (make run's default).
+        "APP_LOG_DIR": str(state_dir / "logs"),
         "APP_DATA_DIR": str(data_dir),
         "ENVOY_PORT": str(ports.envoy),
         "ENVOY_ADMIN_PORT": str(ports.admin),
@@ -84,8 +86,9 @@ class LocalMesh:
     """A `make run` process on free ports: its output lines, and when it reported every service SERVING."""
 
     def __init__(self, process: subprocess.Popen, ports: MeshPorts, state_dir: Path, marker: str,
-                 tls: bool = True) -> None:
-        self.process, self.ports, self.state_dir, self.marker, self.tls = process, ports, state_dir, marker, tls
+                 data_dir: Path | None = None, tls: bool = True) -> None:
+        self.process, self.ports, self.state_dir, self.marker = process, ports, state_dir, marker
+        self.data_dir, self.tls = data_dir, tls
         self.lines: list[str] = []
         self.ready = threading.Event()
         self.started = time.monotonic()
@@ -122,7 +125,7 @@ def running_mesh(state_dir: Path, data_dir: Path, extra_env: dict[str, str] | No
     process = subprocess.Popen(["make", "--no-print-directory", "run"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, text=True, start_new_session=True,
                                preexec_fn=exit_with_parent)
-    mesh = LocalMesh(process, ports, state_dir, marker, tls)
+    mesh = LocalMesh(process, ports, state_dir, marker, data_dir, tls)
     try:
         mesh.ready.wait(timeout)
         if process.poll() is not None or mesh.seconds_to_serving is None:

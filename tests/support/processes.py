@@ -37,3 +37,14 @@ def kill_all(pids: list[int]) -> None:
     for pid in pids:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
+
+
+def service_pid(marker: str, service: str) -> int:
+    """The pid of the marked `python -m services.<service>` process (AssertionError when none runs)."""
+    for pid in processes_with_marker(marker):
+        try:
+            if f"services.{service}" in (Path("/proc") / str(pid) / "cmdline").read_bytes().decode(errors="replace"):
+                return pid
+        except OSError:
+            continue
+    raise AssertionError(f"no {service} process")

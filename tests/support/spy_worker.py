@@ -44,6 +44,8 @@ class SpyState:
     fail_with: tuple[grpc.StatusCode, str] | None = None
     # Set: GenerateStream sends its first chunk, then waits for this event (or for cancellation).
     hold_stream: asyncio.Event | None = None
+    # True: GenerateStream sends its first chunk, then fails UNAVAILABLE (a worker dying mid-stream).
+    fail_mid_stream: bool = False
     cancelled_streams: int = 0
     calls: list[Recorded] = field(default_factory=list)
     sessions: itertools.count = field(default_factory=lambda: itertools.count(1))
@@ -104,6 +106,9 @@ class SpyGeneration(generation_pb2_grpc.GenerationServicer):
         await self.state.record("GenerateStream", request, context)
         for index, chunk in enumerate(self.state.chunks(request.prompt)):
             yield chunk
+            if index == 0 and self.state.fail_mid_stream:
+                await context.abort(grpc.StatusCode.UNAVAILABLE, "model worker unavailable",
+                                    trailing_metadata_for(MedaiError()))
             if index == 0 and self.state.hold_stream:
                 try:
                     await self.state.hold_stream.wait()

@@ -12,6 +12,7 @@ import asyncio
 import hashlib
 import hmac
 import json
+import logging
 import time
 from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import Executor
@@ -19,8 +20,16 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from libs.errors import NotReady
+from services.compliance.core.phi.vocabulary import ordinary_word
 from services.compliance.core.types import DetectedEntity, Redaction
-from services.compliance.metrics import DEIDENTIFY_BATCH_TEXTS, DEIDENTIFY_SECONDS, PHI_ENTITIES_DETECTED
+from services.compliance.metrics import (
+    DEIDENTIFY_BATCH_TEXTS,
+    DEIDENTIFY_FAILURES,
+    DEIDENTIFY_SECONDS,
+    PHI_ENTITIES_DETECTED,
+)
+
+log = logging.getLogger(__name__)
 
 WARMUP_TEXT = "Patient Jane Roe, phone 555-010-4477, email jane.roe@example.org, seen on 2024-03-01."
 
@@ -74,6 +83,10 @@ class PlaceholderMap:
             self._by_value[key] = placeholder
             self._values[placeholder] = value
         return self._by_value[key]
+
+    def known_values(self, entity_type: str) -> list[str]:
+        """Values of this type that have a placeholder already, longest first (PHI: never log)."""
+        return sorted((value for kind, value in self._by_value if kind == entity_type), key=len, reverse=True)
 
     def mark_supplied(self) -> None:
         """Every placeholder so far stands for a value the caller sent."""
@@ -144,6 +157,33 @@ def resolve_overlaps(entities: Collection[DetectedEntity]) -> list[DetectedEntit
     return [DetectedEntity(best.entity_type, start, end, best.score) for start, end, best in merged]
 
 
+def prefer_known_values(text: str, entities: Sequence[DetectedEntity],
+                        placeholders: PlaceholderMap) -> list[DetectedEntity]:
+    """Spans that hold a value this request (or session) already has a placeholder for, with nothing but
+    everyday words beside it ("Tell Quentin Zabrowski" once "Quentin Zabrowski" is known), shrink to that
+    value: the same person keeps the same placeholder, and a caller allowed to gets it back. Anything
+    else beside a known value (another name) keeps the whole span redacted."""
+    kept = []
+    for entity in entities:
+        value = text[entity.start:entity.end]
+        for known in placeholders.known_values(entity.entity_type):
+            index = value.find(known)
+            if known == value or index < 0:
+                continue
+            beside = f"{value[:index]} {value[index + len(known):]}".split()
+            if beside and all(ordinary_word(word) for word in beside) and _whole_words(value, index, len(known)):
+                entity = DetectedEntity(entity.entity_type, entity.start + index, entity.start + index + len(known),
+                                        entity.score)
+                break
+        kept.append(entity)
+    return kept
+
+
+def _whole_words(value: str, index: int, length: int) -> bool:
+    end = index + length
+    return (index == 0 or not value[index - 1].isalnum()) and (end == len(value) or not value[end].isalnum())
+
+
 def substitute(text: str, entities: Sequence[DetectedEntity], placeholders: PlaceholderMap,
                policy: RedactionPolicy = RedactionPolicy()) -> str:
     """text with each (non-overlapping, sorted) span replaced as the policy's operator says."""
@@ -194,6 +234,8 @@ class AnalysisBatcher:
                 found = await loop.run_in_executor(self._executor, deidentifier.analyze,
                                                    [text for texts, _ in batch for text in texts])
             except Exception as error:
+                DEIDENTIFY_FAILURES.inc(len(batch))
+                log.error("PHI analysis failed", extra={"error": type(error).__name__, "requests": len(batch)})
                 for _, future in batch:
                     if not future.done():
                         future.set_exception(error)
@@ -253,7 +295,8 @@ class Redactor:
         """Each text with its PHI replaced; placeholders are shared by all texts of the request."""
         found = await self.find(texts)
         redactions = []
-        for text, kept in zip(texts, found, strict=True):
+        for text, entities in zip(texts, found, strict=True):
+            kept = prefer_known_values(text, entities, placeholders)
             for entity in kept:
                 PHI_ENTITIES_DETECTED.labels(entity.entity_type).inc()
             redactions.append(Redaction(substitute(text, kept, placeholders, self._policy), tuple(kept)))

@@ -8,8 +8,9 @@ from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 
-from libs.config import ComplianceSettings
+from libs.config import AppSettings, ComplianceSettings
 from libs.lifecycle import Readiness
+from libs.logs import AUDIT_LOG, LineFile, LogFiles
 from libs.security.kek import load_kek
 from libs.security.secret import load_secret
 from libs.security.signing import load_or_create_signer, load_verifier
@@ -18,7 +19,7 @@ from libs.stores.cache import open_cache_store
 from libs.stores.db import open_database
 from libs.stores.payloads import PayloadVault
 from libs.stores.redis_client import open_redis
-from services.compliance.core.audit import AuditLog, AuditPolicy, Digester, Spool
+from services.compliance.core.audit import AuditLog, AuditMirror, AuditPolicy, Digester, Spool, audit_line
 from services.compliance.core.cache import CacheStore, ResponseCache
 from services.compliance.core.catalog import ModelCatalog
 from services.compliance.core.deidentify import Deidentifier, DisabledDeidentifier, RedactionPolicy, Redactor
@@ -151,7 +152,7 @@ def build_safeguards(settings: ComplianceSettings) -> tuple[Safeguards, LazyVaul
     audit = AuditLog(open_store, Spool(medical.audit_spool_path or app.data_dir / "audit-spool.jsonl"),
                      AuditPolicy(medical.audit_fail_closed, medical.audit_retry_seconds,
                                  medical.audit_checkpoint_every),
-                     signer, verifier)
+                     signer, verifier, audit_file_mirror(app))
     sealed = RedisSealedStore(open_redis(app.redis_url)) if app.redis_url else InMemorySealedStore()
     vault = LazyVault(url, load_kek(medical, app), medical.audit_db_timeout_seconds) \
         if medical.store_payloads and medical.enable_encryption else None
@@ -159,6 +160,15 @@ def build_safeguards(settings: ComplianceSettings) -> tuple[Safeguards, LazyVaul
                       sessions=SessionPlaceholders(sealed, pepper, settings.session_placeholders_ttl_seconds),
                       vault=vault, stream_holdback_chars=settings.stream_holdback_chars,
                       stream_min_release_chars=settings.stream_min_release_chars), vault
+
+
+def audit_file_mirror(app: AppSettings) -> AuditMirror | None:
+    """With APP_LOG_DIR: a line per audit record in audit.log (this process is its one writer)."""
+    files = LogFiles.of(app)
+    if files is None:
+        return None
+    audit_log = LineFile(files, AUDIT_LOG)
+    return lambda event, destination: audit_log.write(audit_line(event, destination))
 
 
 def response_cache(settings: ComplianceSettings, store: CacheStore | None = None) -> ResponseCache | None:

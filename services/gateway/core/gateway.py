@@ -10,6 +10,7 @@ from typing import Any
 
 from libs.catalog import CONVERSATION, TEXT_GENERATION
 from libs.errors import InvalidInput, MedaiError, Overloaded, PermissionDenied, Unauthenticated
+from libs.rpc.context import set_call_model
 from libs.security.roles import Permission
 from libs.stores.ratelimit import InMemoryRateLimitStore
 from services.gateway.core.auth import Authenticator, KeyRefused, require, require_model, require_model_access
@@ -180,6 +181,19 @@ class Gateway:
             with self._admitted():
                 return await self._compliance.verify_audit(caller, self._timeout(meta))
 
+    # -- monitoring ------------------------------------------------------------------------
+    async def alerts(self, meta: CallMetadata) -> Any:
+        with self._refusals_audited(meta, "monitoring.alerts"):
+            await self._caller(meta, Permission.MONITORING_READ)
+            with self._admitted():
+                return await self._monitor.alerts(min(self._timeout(meta), METRICS_TIMEOUT_SECONDS))
+
+    async def system_metrics(self, meta: CallMetadata) -> Any:
+        with self._refusals_audited(meta, "monitoring.system"):
+            await self._caller(meta, Permission.MONITORING_READ)
+            with self._admitted():
+                return await self._monitor.system_metrics(min(self._timeout(meta), METRICS_TIMEOUT_SECONDS))
+
     # -- policy helpers --------------------------------------------------------------------
     async def _principal(self, meta: CallMetadata) -> Principal:
         """The authenticated caller, charged one request of its key's rate limit."""
@@ -201,6 +215,8 @@ class Gateway:
             raise
         finally:
             _principal_var.reset(token)
+            if model_id and self._catalog.knows(model_id):  # the call's metrics by model (known ids only)
+                set_call_model(model_id)
 
     def _refusal(self, meta: CallMetadata, action: str, model_id: str, error: MedaiError) -> Refusal:
         principal = _principal_var.get()

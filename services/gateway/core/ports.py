@@ -52,6 +52,12 @@ class Monitor(Protocol):
 
     async def mesh_metrics(self, timeout: float) -> str: ...
 
+    async def alerts(self, timeout: float) -> Any:
+        """Pending and firing alerts, and their history (opaque to the core)."""
+
+    async def system_metrics(self, timeout: float) -> Any:
+        """The monitor's host reading (opaque to the core)."""
+
 
 class RefusalLog(Protocol):
     """Where refused calls go for the audit trail (never blocks the call it describes)."""

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 
 import httpx
@@ -10,12 +11,14 @@ import httpx
 from libs.config import MonitorSettings
 from libs.lifecycle import Readiness
 from services.monitor.core import gauges, system
-from services.monitor.core.alerts import Alert, AlertBook, Readings, thresholds_from
+from services.monitor.core.alerts import Alert, AlertBook, Readings, for_durations, thresholds_from
 from services.monitor.core.clock import Clock, utc_now
 from services.monitor.core.gpu import GpuReading
 from services.monitor.core.health import HealthBook, MeshHealth, MeshRoles, ServiceStatus
 from services.monitor.core.scrape import MeshScraper
 from services.monitor.core.system import SystemProbe, SystemReading
+from services.monitor.core.traffic import TrafficWindow, snapshot
+from services.monitor.core.webhooks import DeliveryPolicy, WebhookNotifier
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +27,9 @@ class MonitorCore:
     """Answers from the health cache and the alert book; scrapes and reads the host on demand."""
 
     def __init__(self, *, name: str, readiness: Readiness, book: HealthBook, alerts: AlertBook,
-                 read_system: Callable[[], SystemReading], scraper: MeshScraper, interval_seconds: float) -> None:
+                 read_system: Callable[[], SystemReading], scraper: MeshScraper, interval_seconds: float,
+                 traffic: TrafficWindow | None = None, notifier: WebhookNotifier | None = None,
+                 workers: frozenset[str] = frozenset()) -> None:
         self._name = name
         self._readiness = readiness
         self.book = book
@@ -32,6 +37,9 @@ class MonitorCore:
         self._read_system = read_system
         self._scraper = scraper
         self._interval = interval_seconds
+        self._traffic = traffic or TrafficWindow(300.0)
+        self._notifier = notifier
+        self._workers = workers
 
     async def set_serving(self, serving: bool) -> None:
         """The monitor's own status: reported to grpc.health and recorded in the book directly
@@ -50,17 +58,37 @@ class MonitorCore:
         return await asyncio.to_thread(self._read_system)
 
     def alerts(self) -> list[Alert]:
+        """Pending and firing alerts."""
         return self._alerts.active()
 
+    def alert_history(self) -> list[Alert]:
+        """Alerts that fired or resolved, newest first."""
+        return self._alerts.history()
+
     async def evaluate(self) -> list[Alert]:
-        """One round: read the host, export the gauges, evaluate the alert rules."""
+        """One round: read the host and the mesh's metrics, export the gauges, evaluate the alert rules,
+        notify the webhooks of what fired or resolved; returns those transitions."""
         reading = await self.system_metrics()
         system.export(reading)
-        return self._alerts.evaluate(Readings(reading, self.book.statuses()))
+        families = await self._scraper.families()
+        traffic = self._traffic.add(await asyncio.to_thread(snapshot, families, time.monotonic()))
+        transitions = self._alerts.evaluate(Readings(reading, self.book.statuses(), traffic, self._workers))
+        for alert in transitions:
+            log.warning("alert %s", alert.state.value, extra={"rule": alert.rule, "instance": alert.instance,
+                                                               "severity": alert.severity})
+        if self._notifier is not None:
+            self._notifier.notify(transitions)
+        return transitions
 
     async def run(self) -> None:
-        """Become SERVING, then evaluate every interval until cancelled."""
+        """Become SERVING, then evaluate every interval (and deliver notifications) until cancelled."""
         await self.set_serving(True)
+        async with asyncio.TaskGroup() as group:
+            if self._notifier is not None:
+                group.create_task(self._notifier.run())
+            group.create_task(self._evaluate_forever())
+
+    async def _evaluate_forever(self) -> None:
         while True:
             try:
                 await self.evaluate()
@@ -80,12 +108,18 @@ def build_core(settings: MonitorSettings, readiness: Readiness, client: httpx.As
     roles = MeshRoles(frozenset(settings.critical_services), frozenset(settings.worker_services))
     probe = SystemProbe(system.disk_path(settings.app.data_dir), read_gpus, clock=clock)
     metrics_urls = {name: service.metrics_url for name, service in settings.services.items()} | settings.extra_metrics
+    policy = DeliveryPolicy(settings.alert_webhook_attempts, settings.alert_webhook_backoff_seconds,
+                            settings.alert_webhook_timeout_seconds)
     return MonitorCore(
         name=settings.service_name,
         readiness=readiness,
         book=HealthBook(names, roles, clock=clock, listener=export_status),
-        alerts=AlertBook(thresholds_from(settings), clock=clock),
+        alerts=AlertBook(thresholds_from(settings), for_seconds=for_durations(settings.alert_for_seconds),
+                         history_size=settings.alert_history_size, clock=clock),
         read_system=probe.read,
         scraper=MeshScraper(metrics_urls, client, settings.scrape_timeout_seconds),
         interval_seconds=settings.system_interval_seconds,
+        traffic=TrafficWindow(settings.alert_window_seconds),
+        notifier=WebhookNotifier(settings.alert_webhooks, client, policy) if settings.alert_webhooks else None,
+        workers=frozenset(settings.worker_services),
     )

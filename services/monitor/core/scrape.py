@@ -26,10 +26,15 @@ class MeshScraper:
         self._timeout = timeout_seconds
 
     async def scrape(self) -> bytes:
+        families = await self.families()
+        return await asyncio.to_thread(exposition.render, families)
+
+    async def families(self) -> list[Metric]:
+        """Every target's families merged, each sample labelled with its service."""
         names = list(self._targets)
         results = await asyncio.gather(*(self._scrape_one(name) for name in names))
         families = {name: result for name, result in zip(names, results, strict=True) if result is not None}
-        return await asyncio.to_thread(lambda: exposition.render(exposition.merge(families)))
+        return exposition.merge(families)
 
     async def _scrape_one(self, name: str) -> list[Metric] | None:
         try:

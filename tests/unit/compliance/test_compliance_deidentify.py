@@ -157,3 +157,15 @@ def test_hash_operator_is_a_keyed_stable_pseudonym():
     assert first == again and first != other_key
     assert pseudonyms[0] == pseudonyms[1] and pseudonyms[0].startswith("[PERSON:")
     assert "Jane" not in first and "John" not in first
+
+
+def test_a_span_around_a_known_value_shrinks_to_it_when_only_everyday_words_are_beside_it():
+    from services.compliance.core.deidentify import PlaceholderMap, prefer_known_values
+    from services.compliance.core.types import DetectedEntity
+
+    placeholders = PlaceholderMap()
+    placeholders.placeholder_for("PERSON", "Quentin Zabrowski")
+    text = "Tell Quentin Zabrowski to rest. Quentin Zabrowski Kowalczyk called."
+    wide = [DetectedEntity("PERSON", 0, 22, 0.85), DetectedEntity("PERSON", 32, 59, 0.85)]
+    kept = prefer_known_values(text, wide, placeholders)
+    assert [text[e.start:e.end] for e in kept] == ["Quentin Zabrowski", "Quentin Zabrowski Kowalczyk"]

@@ -132,30 +132,3 @@ def test_promtool_accepts_the_config_and_rules(tmp_path: Path) -> None:
                             capture_output=True, text=True, check=False)
     assert config.returncode == 0, config.stdout + config.stderr
 
-
-@pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool (Debian's prometheus) is not installed")
-def test_certificate_expiry_alerts_fire_for_the_expiring_certificate_only(tmp_path: Path) -> None:
-    """medai_certificate_expiry_seconds (libs.tls.material): 10 days left warns, 90 days left does not."""
-    rules = OBSERVABILITY / "prometheus" / "rules" / "medai-certificates.yml"
-    series = 'medai_certificate_expiry_seconds{{identity="{0}",certificate="identity",service="{0}"}}'
-    test = {
-        "rule_files": [str(rules)],
-        "evaluation_interval": "1m",
-        "tests": [{
-            "interval": "1m",
-            "input_series": [{"series": series.format("gateway"), "values": "864000x30"},
-                             {"series": series.format("compliance"), "values": "7776000x30"}],
-            "alert_rule_test": [
-                {"eval_time": "15m", "alertname": "MedaiCertificateExpiringSoon", "exp_alerts": [{
-                    "exp_labels": {"severity": "warning", "identity": "gateway", "certificate": "identity"},
-                    "exp_annotations": {
-                        "summary": "the identity certificate of gateway expires within 14 days",
-                        "description": "10d 0h 0m 0s left. Rotate it (replace the files; no restart needed)."}}]},
-                {"eval_time": "15m", "alertname": "MedaiCertificateExpiring", "exp_alerts": []},
-            ],
-        }],
-    }
-    path = tmp_path / "certificates.test.yml"
-    path.write_text(yaml.safe_dump(test))
-    result = subprocess.run(["promtool", "test", "rules", str(path)], capture_output=True, text=True, check=False)
-    assert result.returncode == 0, result.stdout + result.stderr

@@ -99,6 +99,12 @@ class UpMonitor:
     async def mesh_metrics(self, timeout):
         return "medai_up 1\n"
 
+    async def alerts(self, timeout):
+        return {"alerts": []}
+
+    async def system_metrics(self, timeout):
+        return {"cpu_percent": 1.0}
+
 
 @pytest.fixture
 async def key_store(tmp_path):

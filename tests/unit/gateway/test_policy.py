@@ -30,6 +30,8 @@ async def call_route(gateway, route: str, key: str, model_id: str):
         "delete_session": lambda: gateway.delete_session(meta(key), model_id, "s1"),
         "audit_read": lambda: gateway.list_audit_records(meta(key), None),
         "audit_verify": lambda: gateway.verify_audit(meta(key)),
+        "alerts": lambda: gateway.alerts(meta(key)),
+        "system": lambda: gateway.system_metrics(meta(key)),
     }
     return await actions[route]()
 
@@ -46,14 +48,14 @@ ALLOWED = {
                   ("predict_stream", "conversation"), ("delete_session", "conversation")},
     "researcher": {("list_models", "*"), ("model_info", "*"), ("predict", "text-generation"),
                    ("predict", "embedding"), ("deidentify", "*")},
-    "auditor": {("audit_read", "*"), ("audit_verify", "*")},
+    "auditor": {("audit_read", "*"), ("audit_verify", "*"), ("alerts", "*"), ("system", "*")},
     "service": {("list_models", "*"), ("model_info", "*"), ("predict", "text-generation"), ("predict", "embedding"),
                 ("predict", "conversation"), ("predict_stream", "text-generation"),
                 ("predict_stream", "conversation"), ("predict_stream", "embedding"),
                 ("delete_session", "conversation")},
 }
 MODEL_ROUTES = ("model_info", "predict", "predict_stream", "delete_session")
-OTHER_ROUTES = ("list_models", "deidentify", "audit_read", "audit_verify")
+OTHER_ROUTES = ("list_models", "deidentify", "audit_read", "audit_verify", "alerts", "system")
 MATRIX = [
     (role, route, model) for role in ROLES for route in MODEL_ROUTES for model in MODELS
     if route != "delete_session" or MODELS[model] == "conversation"

@@ -109,6 +109,16 @@ class GatewayStub:
                 request_serializer=medai_dot_gateway_dot_v1_dot_gateway__pb2.GetDocsAssetRequest.SerializeToString,
                 response_deserializer=google_dot_api_dot_httpbody__pb2.HttpBody.FromString,
                 _registered_method=True)
+        self.ListAlerts = channel.unary_unary(
+                '/medai.gateway.v1.Gateway/ListAlerts',
+                request_serializer=google_dot_protobuf_dot_empty__pb2.Empty.SerializeToString,
+                response_deserializer=medai_dot_monitor_dot_v1_dot_monitor__pb2.ListAlertsResponse.FromString,
+                _registered_method=True)
+        self.GetSystemMetrics = channel.unary_unary(
+                '/medai.gateway.v1.Gateway/GetSystemMetrics',
+                request_serializer=google_dot_protobuf_dot_empty__pb2.Empty.SerializeToString,
+                response_deserializer=medai_dot_monitor_dot_v1_dot_monitor__pb2.SystemMetrics.FromString,
+                _registered_method=True)
 
 
 class GatewayServicer:
@@ -204,6 +214,20 @@ class GatewayServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListAlerts(self, request, context):
+        """The monitor's alerts (pending and firing) and their recent history; admin and auditor keys.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetSystemMetrics(self, request, context):
+        """CPU, memory, disk and GPUs (NVML, when present) as the monitor reads them; admin and auditor keys.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_GatewayServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -276,6 +300,16 @@ def add_GatewayServicer_to_server(servicer, server):
                     servicer.GetDocsAsset,
                     request_deserializer=medai_dot_gateway_dot_v1_dot_gateway__pb2.GetDocsAssetRequest.FromString,
                     response_serializer=google_dot_api_dot_httpbody__pb2.HttpBody.SerializeToString,
+            ),
+            'ListAlerts': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListAlerts,
+                    request_deserializer=google_dot_protobuf_dot_empty__pb2.Empty.FromString,
+                    response_serializer=medai_dot_monitor_dot_v1_dot_monitor__pb2.ListAlertsResponse.SerializeToString,
+            ),
+            'GetSystemMetrics': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetSystemMetrics,
+                    request_deserializer=google_dot_protobuf_dot_empty__pb2.Empty.FromString,
+                    response_serializer=medai_dot_monitor_dot_v1_dot_monitor__pb2.SystemMetrics.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -656,6 +690,60 @@ class Gateway:
             '/medai.gateway.v1.Gateway/GetDocsAsset',
             medai_dot_gateway_dot_v1_dot_gateway__pb2.GetDocsAssetRequest.SerializeToString,
             google_dot_api_dot_httpbody__pb2.HttpBody.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListAlerts(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/medai.gateway.v1.Gateway/ListAlerts',
+            google_dot_protobuf_dot_empty__pb2.Empty.SerializeToString,
+            medai_dot_monitor_dot_v1_dot_monitor__pb2.ListAlertsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetSystemMetrics(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/medai.gateway.v1.Gateway/GetSystemMetrics',
+            google_dot_protobuf_dot_empty__pb2.Empty.SerializeToString,
+            medai_dot_monitor_dot_v1_dot_monitor__pb2.SystemMetrics.FromString,
             options,
             channel_credentials,
             insecure,
