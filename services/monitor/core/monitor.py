@@ -102,8 +102,10 @@ def export_status(name: str, status: ServiceStatus) -> None:
 
 
 def build_core(settings: MonitorSettings, readiness: Readiness, client: httpx.AsyncClient,
-               read_gpus: Callable[[], list[GpuReading]], *, clock: Clock = utc_now) -> MonitorCore:
-    """The core for these settings; the monitor itself is always in the book."""
+               read_gpus: Callable[[], list[GpuReading]], *, clock: Clock = utc_now,
+               scrape_client: httpx.AsyncClient | None = None) -> MonitorCore:
+    """The core for these settings; the monitor itself is always in the book. scrape_client (default: client)
+    reads the services' metrics (with mesh mTLS: the monitor's certificate, the mesh CA); client posts webhooks."""
     names = dict.fromkeys([*settings.services, settings.service_name])
     roles = MeshRoles(frozenset(settings.critical_services), frozenset(settings.worker_services))
     probe = SystemProbe(system.disk_path(settings.app.data_dir), read_gpus, clock=clock)
@@ -117,7 +119,7 @@ def build_core(settings: MonitorSettings, readiness: Readiness, client: httpx.As
         alerts=AlertBook(thresholds_from(settings), for_seconds=for_durations(settings.alert_for_seconds),
                          history_size=settings.alert_history_size, clock=clock),
         read_system=probe.read,
-        scraper=MeshScraper(metrics_urls, client, settings.scrape_timeout_seconds),
+        scraper=MeshScraper(metrics_urls, scrape_client or client, settings.scrape_timeout_seconds),
         interval_seconds=settings.system_interval_seconds,
         traffic=TrafficWindow(settings.alert_window_seconds),
         notifier=WebhookNotifier(settings.alert_webhooks, client, policy) if settings.alert_webhooks else None,
