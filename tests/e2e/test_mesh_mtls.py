@@ -223,12 +223,16 @@ def test_no_canary_phi_crosses_an_internal_port_in_clear(mesh: LocalMesh, tmp_pa
     assert edge in carrying, "the control failed: the canary was not found on Envoy's plain port"
     assert carrying == {edge}, f"canary PHI in clear on {[internal.get(port) for port in carrying - {edge}]}"
 
-    seen = {int(port) for port in internal for row in _fields(
-        capture.path, ["tcp.srcport", "tcp.dstport"], "tls.record.content_type", list(internal)) for port in row}
-    with_tls = {port for port in internal if port in seen}
+    records = collections.Counter(
+        int(port) for row in _fields(capture.path, ["tcp.srcport", "tcp.dstport"], "tls.record.content_type",
+                                     list(internal)) for port in row if int(port) in internal)
+    with_tls = set(records)
     assert with_tls == set(internal), f"no TLS records seen on {[internal[p] for p in set(internal) - with_tls]}"
     plain_edge = _fields(capture.path, ["tcp.srcport"], f"tcp.port == {edge} && tls.record.content_type", [edge])
     assert plain_edge == [], "the control failed: TLS records reported on Envoy's plaintext port"
+    print(f"\ncaptured {len(streams)} TCP flows on {len(internal)} internal ports and Envoy's; packets with TLS "
+          f"records per port: {', '.join(f'{internal[port]} {count}' for port, count in sorted(records.items()))}; "
+          f"the canary only on Envoy's plain port ({sum(canary in p for p in streams.values())} flows)")
 
 
 # --- refused callers -----------------------------------------------------------------------------
