@@ -32,8 +32,9 @@ from pathlib import Path
 import httpx
 
 from bench.deidentify_latency import _notes_of_about
+from bench.embedding import CEILING_BATCH, MODEL_SOURCE, in_child
 from bench.mesh import running_mesh
-from bench.settings import quick
+from bench.settings import cpu_scenarios, quick
 from libs.config import EmbeddingSettings, GenerationSettings
 from tests.support.local_mesh import LocalMesh
 from tests.support.processes import processes_with_marker
@@ -41,8 +42,8 @@ from tests.support.processes import processes_with_marker
 QUICK = quick()
 SERVICES = ("envoy", "gateway", "compliance", "generation", "embedding", "conversation", "monitor")
 OTHER = "other"
-MESH_ENV = {"GATEWAY_RATE_LIMIT_REQUESTS_PER_MINUTE": "0", "GATEWAY_RATE_LIMIT_TOKENS_PER_MINUTE": "0",
-            "ENVOY_LOCAL_RATE_LIMIT_PER_SECOND": "100000"}
+# The dev key has no per-key limit; Envoy's global limit is lifted out of the way.
+MESH_ENV = {"ENVOY_LOCAL_RATE_LIMIT_PER_SECOND": "100000"}
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 PROFILE_RATE = 200  # py-spy samples per second
 TOP = 15
@@ -262,6 +263,9 @@ def _markdown(results: dict) -> list[str]:
             f"{results['scenarios'][name]['cpu_ms_per_request'][service]:.2f}" for name in names) + " |")
     rows.append("| req/s (wall) | " + " | ".join(f"{results['scenarios'][n]['requests_per_s']}" for n in names) + " |")
     lines = ["CPU ms per request per process (utime+stime from /proc over the measured requests):", "", *rows]
+    if "embedding_misses_vs_ceiling" in results:
+        lines += ["", f"Embedding misses through Envoy JSON: {results['embedding_misses_vs_ceiling']}x the in-process "
+                      f"batch-32 ceiling ({results['ceiling_batch_32_sentences_per_s']} sentences/s, same run)."]
     profile = results.get("profile_compliance_embedding_misses", {})
     if profile.get("samples"):
         lines += ["", f"Where compliance's CPU goes under embedding misses (py-spy --gil: the thread holding the "
@@ -275,15 +279,41 @@ def _markdown(results: dict) -> list[str]:
     return lines
 
 
+def encode_ceiling(batches: int) -> float:
+    """Sentences/s of the embedding worker's own `encode` on batches of 32 in this process (run in a child)."""
+    from services.embedding.core.model import LoadOptions, load_model
+    from services.embedding.core.sources import resolve_source
+
+    with tempfile.TemporaryDirectory() as cache:
+        model = load_model(resolve_source(MODEL_SOURCE), LoadOptions(backend="torch", cache_dir=Path(cache)))
+        model.encode([sentence(-1 - n) for n in range(CEILING_BATCH)])  # warm-up
+        started = time.perf_counter()
+        for batch in range(batches):
+            model.encode([sentence(100_000 + batch * CEILING_BATCH + n) for n in range(CEILING_BATCH)])
+        return round(batches * CEILING_BATCH / (time.perf_counter() - started), 1)
+
+
+def _embedding_vs_ceiling(results: dict) -> None:
+    misses, ceiling = results["scenarios"].get("embedding_misses"), results.get("ceiling_batch_32_sentences_per_s")
+    if misses and ceiling:
+        results["embedding_misses_vs_ceiling"] = round(misses["requests_per_s"] / ceiling, 3)
+
+
 def run() -> dict:
     results: dict = {"quick": QUICK, "rate_limits": "off", "reference_issue_12_embedding_ms": REFERENCE,
                      "scenarios": {}}
-    plan = scenarios()
+    wanted = cpu_scenarios()
+    plan = [scenario for scenario in scenarios() if not wanted or scenario.name in wanted]
+    with_misses = any(scenario.name == "embedding_misses" for scenario in plan)
+    if with_misses:
+        results["ceiling_batch_32_sentences_per_s"] = in_child(encode_ceiling, 3 if QUICK else 40)
     with running_mesh(env=MESH_ENV) as mesh:
         processes = mesh_processes(mesh.marker)
         results["processes"] = dict(collections.Counter(processes.values()))
         for scenario in plan:
             results["scenarios"][scenario.name] = asyncio.run(measure(mesh, scenario, processes))
-        results["profile_compliance_embedding_misses"] = profile_compliance(mesh, processes, plan[0])
+        if with_misses:
+            results["profile_compliance_embedding_misses"] = profile_compliance(mesh, processes, plan[0])
+    _embedding_vs_ceiling(results)
     results["markdown"] = _markdown(results)
     return results

@@ -12,10 +12,17 @@ class BenchSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="MEDAI_BENCH_", extra="ignore")
 
     quick: bool = False
+    # `python -m bench cpu` only: the scenarios to run, comma-separated (empty: all).
+    cpu_scenarios: str = ""
 
 
 def quick() -> bool:
     return BenchSettings().quick
+
+
+def cpu_scenarios() -> set[str]:
+    """The CPU bench's scenarios asked for by name (`MEDAI_BENCH_CPU_SCENARIOS`); empty: all of them."""
+    return {name.strip() for name in BenchSettings().cpu_scenarios.split(",") if name.strip()}
 
 
 def child_environment(extra: dict[str, str]) -> dict[str, str]:

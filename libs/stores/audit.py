@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 
@@ -137,6 +137,21 @@ def record_hash(sequence: int, stored: Mapping[str, str], previous_hash: str) ->
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+_INSERT = f"INSERT INTO audit_records ({', '.join(_COLUMNS)}) VALUES ({', '.join(['%s'] * len(_COLUMNS))})"
+_ID_CHUNK = 500  # event ids per existence query (a replay may hold thousands)
+
+
+async def _stored_event_ids(tx: Transaction, event_ids: list[str]) -> set[str]:
+    """Which of these event ids the chain already holds."""
+    found: set[str] = set()
+    for first in range(0, len(event_ids), _ID_CHUNK):
+        chunk = event_ids[first:first + _ID_CHUNK]
+        rows = await tx.fetchall(f"SELECT event_id FROM audit_records WHERE event_id IN ({', '.join(['%s'] * len(chunk))})",
+                                 chunk)
+        found.update(row[0] for row in rows)
+    return found
+
+
 def _event_from_row(stored: Mapping[str, str]) -> AuditEvent:
     values = dict(stored)
     return AuditEvent(**{**values, "phi_entity_counts": json.loads(values["phi_entity_counts"]),
@@ -162,30 +177,33 @@ class AuditStore:
 
     async def append(self, event: AuditEvent) -> AuditRecord | None:
         """Chain one event; None when an event with its id is already stored (a replay)."""
-        async with self.db.transaction(lock_key=CHAIN_LOCK_KEY) as tx:
-            if await tx.fetchone("SELECT 1 FROM audit_records WHERE event_id = %s", (event.event_id,)):
-                return None
-            return await self._append(tx, event)
+        records = await self.append_all([event])
+        return records[0] if records else None
 
-    async def append_all(self, events: list[AuditEvent]) -> int:
-        """Chain events in order in one transaction, skipping those already stored; how many were new."""
-        added = 0
+    async def append_all(self, events: Sequence[AuditEvent]) -> list[AuditRecord]:
+        """Chain events in order in one transaction (one head read, one insert round trip), skipping those
+        already stored (a replay); the records added."""
+        if not events:
+            return []
         async with self.db.transaction(lock_key=CHAIN_LOCK_KEY) as tx:
+            seen = await _stored_event_ids(tx, [event.event_id for event in events])
+            head = await tx.fetchone("SELECT sequence, record_hash FROM audit_records ORDER BY sequence DESC LIMIT 1")
+            sequence, previous = (int(head[0]), head[1]) if head else (0, GENESIS_HASH)
+            records: list[AuditRecord] = []
+            rows: list[tuple[object, ...]] = []
             for event in events:
-                if not await tx.fetchone("SELECT 1 FROM audit_records WHERE event_id = %s", (event.event_id,)):
-                    await self._append(tx, event)
-                    added += 1
-        return added
-
-    async def _append(self, tx: Transaction, event: AuditEvent) -> AuditRecord:
-        head = await tx.fetchone("SELECT sequence, record_hash FROM audit_records ORDER BY sequence DESC LIMIT 1")
-        sequence, previous = (int(head[0]) + 1, head[1]) if head else (1, GENESIS_HASH)
-        stored = _stored_fields(event)
-        own = record_hash(sequence, stored, previous)
-        placeholders = ", ".join(["%s"] * len(_COLUMNS))
-        await tx.execute(f"INSERT INTO audit_records ({', '.join(_COLUMNS)}) VALUES ({placeholders})",
-                         (sequence, *stored.values(), previous, own))
-        return AuditRecord(sequence, event, previous, own)
+                if event.event_id in seen:
+                    continue
+                seen.add(event.event_id)
+                sequence += 1
+                stored = _stored_fields(event)
+                own = record_hash(sequence, stored, previous)
+                records.append(AuditRecord(sequence, event, previous, own))
+                rows.append((sequence, *stored.values(), previous, own))
+                previous = own
+            if rows:
+                await tx.execute_many(_INSERT, rows)
+        return records
 
     async def list(self, *, after_sequence: int = 0, limit: int = 100, request_id: str = "") -> list[AuditRecord]:
         where, params = "sequence > %s", [after_sequence]

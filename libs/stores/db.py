@@ -55,6 +55,9 @@ class Database(Protocol):
 class Transaction(Protocol):
     async def execute(self, sql: str, params: Sequence[Any] = ()) -> int: ...
 
+    async def execute_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        """One statement for each row of parameters, in one round trip to the driver."""
+
     async def fetchone(self, sql: str, params: Sequence[Any] = ()) -> Row | None: ...
 
     async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Row]: ...
@@ -120,6 +123,9 @@ class _SqliteTransaction:
     async def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
         cursor = await self._connection.execute(SqliteDatabase._sql(sql), tuple(params))
         return cursor.rowcount
+
+    async def execute_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        await self._connection.executemany(SqliteDatabase._sql(sql), [tuple(row) for row in rows])
 
     async def fetchone(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
         async with self._connection.execute(SqliteDatabase._sql(sql), tuple(params)) as cursor:
@@ -192,6 +198,10 @@ class _PostgresTransaction:
 
     async def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
         return (await self._connection.execute(sql, tuple(params))).rowcount
+
+    async def execute_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        async with self._connection.cursor() as cursor:
+            await cursor.executemany(sql, [tuple(row) for row in rows])
 
     async def fetchone(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
         return await (await self._connection.execute(sql, tuple(params))).fetchone()

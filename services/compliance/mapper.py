@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import struct
 from datetime import UTC, datetime
 
 from google.protobuf import json_format, struct_pb2
@@ -108,6 +109,9 @@ def predict_response_to_pb(result: PredictResult) -> inference_pb2.PredictRespon
 def outputs_to_pb(outputs: Outputs) -> struct_pb2.Value:
     if isinstance(outputs, str):
         return struct_pb2.Value(string_value=outputs)
+    if outputs and all(not isinstance(item, str) for item in outputs):
+        return struct_pb2.Value.FromString(_list_value(b"".join(_entry(_list_value(_numbers(item)))
+                                                                for item in outputs)))
     value = struct_pb2.Value()
     items = value.list_value.values
     for item in outputs:
@@ -116,6 +120,38 @@ def outputs_to_pb(outputs: Outputs) -> struct_pb2.Value:
         else:
             items.add().list_value.values.extend(struct_pb2.Value(number_value=x) for x in item)
     return value
+
+
+# Vectors as a `Value` (a list of lists of numbers) are written in protobuf's wire format and parsed once:
+# building one `Value` message per number in Python cost more than the rest of an embedding answer.
+# Value.list_value is field 6 and ListValue.values field 1 (both length-delimited), Value.number_value
+# field 2 (64-bit); the unit tests compare the result with the messages built one by one.
+_LIST_VALUE, _ENTRY, _NUMBER_ENTRY = b"\x32", b"\x0a", b"\x0a\x09\x11"
+_DOUBLE = struct.Struct("<d")
+
+
+def _list_value(entries: bytes) -> bytes:
+    """A `Value` whose list holds these entries."""
+    return _LIST_VALUE + _varint(len(entries)) + entries
+
+
+def _entry(value: bytes) -> bytes:
+    """One entry of a ListValue: a `Value`."""
+    return _ENTRY + _varint(len(value)) + value
+
+
+def _numbers(vector: list[float]) -> bytes:
+    """A ListValue's entries for numbers: each a `Value` with number_value set."""
+    return b"".join(_NUMBER_ENTRY + _DOUBLE.pack(x) for x in vector)
+
+
+def _varint(number: int) -> bytes:
+    out = bytearray()
+    while number > 0x7F:
+        out.append(number & 0x7F | 0x80)
+        number >>= 7
+    out.append(number)
+    return bytes(out)
 
 
 def stream_chunk_to_pb(chunk: StreamChunk) -> inference_pb2.PredictStreamChunk:

@@ -61,7 +61,7 @@ async def test_a_replayed_event_is_stored_once(store):
     event = new_event("predict", "success")
     assert await store.append(event) is not None
     assert await store.append(event) is None
-    assert await store.append_all([event, new_event("predict", "failure")]) == 1
+    assert len(await store.append_all([event, new_event("predict", "failure")])) == 1
     assert len(await store.list()) == 2
 
 

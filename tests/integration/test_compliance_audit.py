@@ -2,6 +2,7 @@
 and spool replay across a PostgreSQL outage (a TCP proxy in front of the real server is stopped)."""
 from __future__ import annotations
 
+import asyncio
 import uuid
 from pathlib import Path
 
@@ -178,3 +179,69 @@ async def test_calls_the_gateway_refused_are_chained_without_client_text(spy, pr
     assert verified.intact
     stored = (tmp_path / "medai.db").read_bytes()
     assert b"John Smith" not in stored and b"617-555-0123" not in stored
+
+
+class _CountingStore(AuditStore):
+    """The real store, noting how many events each transaction chained."""
+
+    def __init__(self, db) -> None:
+        super().__init__(db)
+        self.transactions: list[int] = []
+
+    async def append_all(self, events):
+        self.transactions.append(len(events))
+        return await super().append_all(events)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def audit_database_url(request, tmp_path):
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path}/audit.db"
+        return
+    if not postgres_available():
+        pytest.skip("PostgreSQL does not answer on 127.0.0.1:5432")
+    schema = f"test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(POSTGRES_URL, autocommit=True) as admin:
+        admin.execute(f"CREATE SCHEMA {schema}")
+    yield _pg_url(5432, schema)
+    with psycopg.connect(POSTGRES_URL, autocommit=True) as admin:
+        admin.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+async def test_concurrent_writes_commit_together_in_order_and_survive_a_cancelled_writer(audit_database_url,
+                                                                                         tmp_path):
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from libs.security.signing import Signer, Verifier, key_id
+
+    store = _CountingStore(await open_database(audit_database_url, timeout=5))
+    await store.migrate()
+    signer = Signer(Ed25519PrivateKey.generate())
+    log = AuditLog(lambda: _opened(store), Spool(tmp_path / "spool.jsonl"), AuditPolicy(checkpoint_every=10),
+                   signer=signer)
+    try:
+        await log.start()
+        writers = [asyncio.ensure_future(log.write(new_event("predict", "started", request_id=f"r{n}")))
+                   for n in range(40)]
+        await asyncio.sleep(0)  # every writer has queued its record
+        writers[25].cancel()  # its caller went away: the record is still chained
+        await asyncio.gather(*writers, return_exceptions=True)
+        await log.close()
+        reader = AuditStore(await open_database(audit_database_url, timeout=5))
+        try:
+            records = await reader.list(limit=100)
+            verifier = Verifier({key_id(signer.private_key.public_key()): signer.private_key.public_key()})
+            verification = await reader.verify(lambda c: verifier.valid(c.key_id, c.message(), c.signature))
+            checkpoints = await reader.checkpoints()
+        finally:
+            await reader.db.close()
+    finally:
+        await log.close()
+    assert [r.event.request_id for r in records] == [f"r{n}" for n in range(40)]
+    assert sum(store.transactions) == 40 and len(store.transactions) < 40  # some transactions held several
+    assert verification.intact and verification.records_checked == 40
+    assert checkpoints and checkpoints[-1].sequence == 40  # a transaction reaching a multiple of 10 signs its head
+
+
+async def _opened(store: AuditStore) -> AuditStore:
+    return store

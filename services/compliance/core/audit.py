@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import hashlib
 import hmac
 import json
@@ -19,6 +20,7 @@ import logging
 import os
 import re
 import time
+from array import array
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -119,6 +121,8 @@ class AuditLog:
         self._spooled = len(spool.read())
         self._retry_at = 0.0
         self._closing: set[asyncio.Future] = set()
+        self._queue: list[tuple[list[AuditEvent], asyncio.Future[bool]]] = []
+        self._flusher: asyncio.Future | None = None
         AUDIT_SPOOLED.set(self._spooled)
 
     @property
@@ -130,44 +134,60 @@ class AuditLog:
         await self.replay()
 
     async def close(self) -> None:
+        if self._flusher is not None:  # what writers queued goes out first
+            await asyncio.shield(self._flusher)
         if self._store is not None:
             await self._store.db.close()
             self._store = None
 
     async def write(self, event: AuditEvent) -> None:
         """Chain the event, or spool it; NotReady when neither works and the policy is fail-closed."""
-        started = time.perf_counter()
-        async with self._lock:
-            if not self._spooled and await self._connected():
-                try:
-                    record = await self._store.append(event)
-                except Exception as error:  # the database went away: spool from now on
-                    self._database_down(error)
-                else:
-                    self._written([event], "database", started)
-                    await self._maybe_checkpoint(record)
-                    return
-            self._to_spool(event)
-            AUDIT_WRITE_SECONDS.labels("spool").observe(time.perf_counter() - started)
+        await self.write_all([event])
 
     async def write_all(self, events: list[AuditEvent]) -> None:
-        """`write` for several events at once (one transaction, in order)."""
+        """`write` for several events at once, in order.
+
+        Group commit: the events of concurrent writers wait in a queue while a transaction is under way and
+        then go to the chain together in the next one, in the order they were written; each writer returns
+        once its own events are durable. The flush runs as a task of its own, so a writer cancelled while
+        waiting leaves the others' events to be written all the same."""
         if not events:
             return
-        started = time.perf_counter()
+        written = asyncio.get_running_loop().create_future()
+        self._queue.append((events, written))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.ensure_future(self._flush())
+        if not await asyncio.shield(written) and self._policy.fail_closed:
+            raise NotReady(UNAVAILABLE_MESSAGE)
+
+    async def _flush(self) -> None:
+        """Write what the queue holds, one transaction per round, until it is empty."""
         async with self._lock:
-            if not self._spooled and await self._connected():
+            while self._queue:
+                batch, self._queue = self._queue, []
+                lost: set[str] = set()
                 try:
-                    await self._store.append_all(events)
-                except Exception as error:
-                    self._database_down(error)
-                else:
-                    self._written(events, "database", started)
-                    await self._maybe_checkpoint(None)
-                    return
-            for event in events:
-                self._to_spool(event)
-            AUDIT_WRITE_SECONDS.labels("spool").observe(time.perf_counter() - started)
+                    lost = await self._commit([event for events, _ in batch for event in events])
+                finally:
+                    for events, written in batch:
+                        if not written.done():
+                            written.set_result(not any(event.event_id in lost for event in events))
+
+    async def _commit(self, events: list[AuditEvent]) -> set[str]:
+        """Chain the events in one transaction, or spool them; the ids of those written nowhere."""
+        started = time.perf_counter()
+        if not self._spooled and await self._connected():
+            try:
+                records = await self._store.append_all(events)
+            except Exception as error:  # the database went away: spool from now on
+                self._database_down(error)
+            else:
+                self._written(events, "database", started)
+                await self._maybe_checkpoint(records)
+                return set()
+        lost = {event.event_id for event in events if not self._to_spool(event)}
+        AUDIT_WRITE_SECONDS.labels("spool").observe(time.perf_counter() - started)
+        return lost
 
     def _written(self, events: list[AuditEvent], destination: str, started: float) -> None:
         AUDIT_WRITE_SECONDS.labels(destination).observe(time.perf_counter() - started)
@@ -196,7 +216,7 @@ class AuditLog:
                 AUDIT_SPOOLED.set(0)
                 return 0
             try:
-                added = await self._store.append_all(events)
+                added = len(await self._store.append_all(events))
             except Exception as error:
                 self._database_down(error)
                 return 0
@@ -253,11 +273,13 @@ class AuditLog:
     def _signature_valid(self, checkpoint: Checkpoint) -> bool:
         return self._verifier.valid(checkpoint.key_id, checkpoint.message(), checkpoint.signature)
 
-    async def _maybe_checkpoint(self, record: AuditRecord | None) -> None:
+    async def _maybe_checkpoint(self, records: list[AuditRecord] | None) -> None:
+        """Sign the head when the records just added reached a multiple of `checkpoint_every` (always after a
+        replay: records=None)."""
         every = self._policy.checkpoint_every
         if self._signer is None or not every:
             return
-        if record is None or record.sequence % every == 0:
+        if records is None or any(record.sequence % every == 0 for record in records):
             try:
                 await self.checkpoint()
             except Exception as error:
@@ -287,20 +309,20 @@ class AuditLog:
         self._retry_at = time.monotonic() + self._policy.retry_seconds
         log.warning("audit database unavailable, spooling", extra={"error": type(error).__name__})
 
-    def _to_spool(self, event: AuditEvent) -> None:
+    def _to_spool(self, event: AuditEvent) -> bool:
+        """Spool the event; False when it could not be written there either."""
         try:
             self._spool.append(event)
         except OSError as error:
             AUDIT_LOST.inc()
             log.error("audit record written nowhere", extra={"error": type(error).__name__,
                                                                "request_id": event.request_id})
-            if self._policy.fail_closed:
-                raise NotReady(UNAVAILABLE_MESSAGE) from None
-            return
+            return False
         self._spooled += 1
         AUDIT_SPOOLED.set(self._spooled)
         AUDIT_RECORDS.labels("spool").inc()
         self._mirrored(event, "spool")
+        return True
 
 
 async def _quietly_close(store: AuditStore) -> None:
@@ -322,8 +344,24 @@ class Digester:
     def digest(self, value: object) -> str:
         if value is None:
             return ""
-        material = value if isinstance(value, str) else json.dumps(value, sort_keys=True, separators=(",", ":"))
-        return hmac.new(self._pepper, material.encode(), hashlib.sha256).hexdigest()
+        return hmac.new(self._pepper, _material(value), hashlib.sha256).hexdigest()
+
+
+def _material(value: object) -> bytes:
+    """What a digest covers: text as UTF-8, vectors as their float64 bytes (writing hundreds of numbers out
+    in JSON cost more than the rest of the record), anything else as canonical JSON."""
+    if isinstance(value, str):
+        return value.encode()
+    if _vectors(value):
+        return b"vectors:" + b"".join(len(vector).to_bytes(4, "little") + array("d", vector).tobytes()
+                                      for vector in value)
+    return json.dumps(value, sort_keys=True, separators=(",", ":")).encode()
+
+
+def _vectors(value: object) -> bool:
+    """A list of non-empty lists of floats (an embedding answer)."""
+    return isinstance(value, list) and bool(value) and all(
+        isinstance(item, list) and item and type(item[0]) is float for item in value)
 
 
 def current_trace_id() -> str:
@@ -362,10 +400,14 @@ def refusal_events(refusals: Iterable[RefusedCall]) -> list[AuditEvent]:
     ]
 
 
+_EVENT_FIELDS = tuple(field.name for field in dataclasses.fields(AuditEvent))
+
+
 def audit_line(event: AuditEvent, destination: str) -> str:
     """The audit.log line of a record (for SIEMs): the record's own fields, identifiers only, never
     request content; free-text fields a client chose are kept only when they are plain tokens."""
-    fields = json.loads(event.to_json())
+    fields = {name: getattr(event, name) for name in sorted(_EVENT_FIELDS)}
+    fields["phi_entity_counts"] = dict(event.phi_entity_counts)
     fields["purpose"] = safe_token(event.purpose)
     return json.dumps({"log": "audit", "destination": destination, **fields}, sort_keys=False)
 

@@ -8,6 +8,7 @@ texts, so neither keys nor values hold PHI: values are answers whose texts were 
 """
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import json
@@ -18,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import asdict
 from typing import Protocol
 
+import numpy
 from prometheus_client import Counter
 
 from libs.catalog import CONVERSATION, EMBEDDING, TEXT_GENERATION
@@ -110,9 +112,12 @@ class ResponseCache:
 
 
 def encode_answer(answer: Answer) -> bytes:
-    """The answer's fields the cache keeps (never a session id: conversations are not cached)."""
+    """The answer's fields the cache keeps (never a session id: conversations are not cached). Vectors as
+    little-endian float32 in base64: what the worker sent (its vectors are float32), without writing each
+    number out in decimal."""
+    vectors = None if answer.vectors is None else [_packed(vector) for vector in answer.vectors]
     return json.dumps({
-        "texts": answer.texts, "vectors": answer.vectors, "finish_reason": answer.finish_reason,
+        "texts": answer.texts, "vectors": vectors, "finish_reason": answer.finish_reason,
         "usage": [answer.usage.prompt_tokens, answer.usage.generated_tokens], "model_version": answer.model_version,
         "truncated_inputs": answer.truncated_inputs,
     }, separators=(",", ":")).encode()
@@ -121,6 +126,16 @@ def encode_answer(answer: Answer) -> bytes:
 def decode_answer(value: bytes) -> Answer:
     data = json.loads(value)
     prompt_tokens, generated_tokens = data["usage"]
-    return Answer(texts=data["texts"], vectors=data["vectors"], usage=Usage(prompt_tokens, generated_tokens),
+    vectors = None if data["vectors"] is None else [_unpacked(vector) for vector in data["vectors"]]
+    return Answer(texts=data["texts"], vectors=vectors, usage=Usage(prompt_tokens, generated_tokens),
                   finish_reason=data["finish_reason"], model_version=data["model_version"],
                   truncated_inputs=data["truncated_inputs"])
+
+
+def _packed(vector: list[float]) -> str:
+    return base64.b64encode(numpy.asarray(vector, dtype="<f4").tobytes()).decode()
+
+
+def _unpacked(vector: str | list[float]) -> list[float]:
+    """A cached vector (entries written before vectors were packed hold plain lists)."""
+    return vector if isinstance(vector, list) else numpy.frombuffer(base64.b64decode(vector), dtype="<f4").tolist()

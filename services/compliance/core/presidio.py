@@ -6,6 +6,7 @@ words beside them, and found values are propagated to their other occurrences in
 """
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -71,9 +72,53 @@ class LeanSpacyNlpEngine(SpacyNlpEngine):
 _ID = RecognizerResult.RECOGNIZER_IDENTIFIER_KEY
 
 
+@dataclass(frozen=True)
+class _ContextIndex:
+    """One text's tokens as the context enhancer looks them up, built once per text (the stock enhancer
+    walks the spaCy tokens from the start and searches the keyword list for every result)."""
+
+    token_ends: list[int]
+    lemmas: list[str]
+    keywords: frozenset[str]
+
+    @classmethod
+    def of(cls, artifacts: NlpArtifacts) -> _ContextIndex:
+        index = getattr(artifacts, "_medai_context_index", None)
+        if index is None:
+            ends = [start + len(token) for start, token in zip(artifacts.tokens_indices, artifacts.tokens, strict=True)]
+            index = cls(ends, [lemma.lower() for lemma in artifacts.lemmas], frozenset(artifacts.keywords))
+            artifacts._medai_context_index = index
+        return index
+
+
 class LeanContextEnhancer(LemmaContextAwareEnhancer):
     """Presidio's context enhancer, deep-copying only the results it may change: those of recognizers with
-    context words (the stock one copies every result, most of them ours, which have none)."""
+    context words (the stock one copies every result, most of them ours, which have none), and finding a
+    result's token and the keywords around it through an index built once per text."""
+
+    def _extract_surrounding_words(self, nlp_artifacts: NlpArtifacts, word: str, start: int) -> list[str]:
+        if not nlp_artifacts.tokens:
+            return [""]
+        index = _ContextIndex.of(nlp_artifacts)
+        # The first token ending after the start: the stock search's answer (its tokens are never empty).
+        token = bisect_right(index.token_ends, start)
+        if token == len(index.token_ends):
+            raise ValueError("a detected span lies past the last token")
+        backward = self._context_words(index, token, self.context_prefix_count, -1)
+        forward = self._context_words(index, token, self.context_suffix_count, 1)
+        return list(set(backward + forward))
+
+    @staticmethod
+    def _context_words(index: _ContextIndex, token: int, n_words: int, step: int) -> list[str]:
+        """Up to n_words + 1 keywords from the token on, in one direction (as the stock `_add_n_words`: the
+        token itself counts, for context written onto the value with no space)."""
+        words: list[str] = []
+        position = token
+        while 0 <= position < len(index.lemmas) and len(words) <= n_words:
+            if index.lemmas[position] in index.keywords:
+                words.append(index.lemmas[position])
+            position += step
+        return words
 
     def enhance_using_context(self, text: str, raw_results: list[RecognizerResult], nlp_artifacts: NlpArtifacts,
                               recognizers: list[EntityRecognizer], context: list[str] | None = None,

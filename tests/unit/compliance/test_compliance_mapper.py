@@ -1,7 +1,8 @@
 """pb <-> domain conversion of the compliance service."""
 from __future__ import annotations
 
-from google.protobuf import json_format
+import pytest
+from google.protobuf import json_format, struct_pb2
 
 from libs.validation import GenerationParams
 from medai.common.v1 import inference_pb2
@@ -38,3 +39,20 @@ def test_outputs_are_a_string_a_list_of_strings_or_a_list_of_vectors():
 def test_caller_falls_back_to_the_call_request_id():
     caller = mapper.caller_from_pb(inference_pb2.Caller(principal_id="p", permissions=["predict"]), "fallback")
     assert (caller.request_id, caller.principal_id, caller.permissions) == ("fallback", "p", ("predict",))
+
+
+@pytest.mark.parametrize("vectors", [
+    [[0.25, -1.5, 1e300, float("inf"), -0.0]],
+    [[float(x) for x in range(384)], [1.0], [2.0, 3.0]],
+])
+def test_vectors_become_the_same_value_as_built_message_by_message(vectors):
+    expected = struct_pb2.Value()
+    for vector in vectors:
+        expected.list_value.values.add().list_value.values.extend(struct_pb2.Value(number_value=x) for x in vector)
+    assert mapper.outputs_to_pb(vectors) == expected
+    assert mapper.outputs_to_pb(vectors).SerializeToString() == expected.SerializeToString()
+
+
+def test_texts_and_mixed_outputs_keep_their_shape():
+    assert json_format.MessageToDict(mapper.outputs_to_pb(["a", "b"])) == ["a", "b"]
+    assert mapper.outputs_to_pb("a").string_value == "a"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import numpy
 import pytest
 
 from libs.catalog import ModelCard
@@ -66,6 +67,20 @@ def test_cached_answers_round_trip():
     assert decode_answer(encode_answer(answer)) == answer
     vectors = Answer(vectors=[[0.5, -1.25]], usage=Usage(2, 0), truncated_inputs=1)
     assert decode_answer(encode_answer(vectors)) == vectors
+
+
+def test_cached_vectors_are_the_workers_float32_values_exactly():
+    worker_values = [float(numpy.float32(x)) for x in numpy.random.default_rng(7).standard_normal(384)]
+    answer = Answer(vectors=[worker_values, worker_values[:3]], usage=Usage(9, 0))
+    encoded = encode_answer(answer)
+    assert decode_answer(encoded) == answer
+    assert len(encoded) < 4 * 387 * 2  # packed, not one decimal per number
+
+
+def test_entries_cached_before_vectors_were_packed_still_decode():
+    old = b'{"texts":null,"vectors":[[0.5,-1.25]],"finish_reason":null,"usage":[2,0],"model_version":"",' \
+          b'"truncated_inputs":0}'
+    assert decode_answer(old).vectors == [[0.5, -1.25]]
 
 
 @pytest.mark.parametrize(("addresses", "target"), [

@@ -3,7 +3,9 @@ national format ("Fax: 0490 75 40 81", "Desk: +41 (0)96 471 07 95"), and digit g
 from __future__ import annotations
 
 import re
+from typing import NamedTuple
 
+import phonenumbers
 from presidio_analyzer import EntityRecognizer, RecognizerResult
 from presidio_analyzer.nlp_engine import NlpArtifacts
 from presidio_analyzer.predefined_recognizers import PhoneRecognizer, UrlRecognizer
@@ -67,6 +69,13 @@ class WebAddressRecognizer(RuleRecognizer):
     RULES = (rule("URL", r"(?i:\bhttps?://|\bwww\.)[^\s<>\"'()\[\]]+[^\s<>\"'()\[\].,;:!?]", 0.9),)
 
 
+class _Shifted(NamedTuple):
+    """A match's span in the whole text (what `_get_recognizer_result` reads of a phonenumbers match)."""
+
+    start: int
+    end: int
+
+
 class WindowedPhoneRecognizer(PhoneRecognizer):
     """Presidio's phonenumbers-based recognizer, run only on the digit runs of the text.
 
@@ -87,11 +96,21 @@ class WindowedPhoneRecognizer(PhoneRecognizer):
             if len(digits(value)) < 7 or self._SSN_SHAPED.match(value) or _DATE_SHAPED.match(value):
                 continue
             start = max(0, candidate.start() - 1)
-            for found in super().analyze(text[start:candidate.end() + 1], entities, None):
-                found.start += start
-                found.end += start
-                results.append(found)
+            results += self._window_numbers(text, start, candidate.end() + 1, candidate.start(), candidate.end())
         return EntityRecognizer.remove_duplicates(results)
+
+    def _window_numbers(self, text: str, start: int, end: int, first: int, last: int) -> list[RecognizerResult]:
+        """The numbers phonenumbers finds in text[start:end], region by region, stopping at a region that
+        matched the whole candidate text[first:last]: any later match lies inside it, scores the same, and
+        would be dropped as a duplicate."""
+        window, found = text[start:end], []
+        for region in self.supported_regions:
+            for match in phonenumbers.PhoneNumberMatcher(window, region, leniency=self.leniency):
+                found.append(self._get_recognizer_result(_Shifted(match.start + start, match.end + start),
+                                                         text, region, None))
+            if any(result.start <= first and result.end >= last for result in found):
+                break
+        return found
 
 
 class WindowedUrlRecognizer(UrlRecognizer):
