@@ -146,8 +146,8 @@ async def _stored_event_ids(tx: Transaction, event_ids: list[str]) -> set[str]:
     found: set[str] = set()
     for first in range(0, len(event_ids), _ID_CHUNK):
         chunk = event_ids[first:first + _ID_CHUNK]
-        rows = await tx.fetchall(f"SELECT event_id FROM audit_records WHERE event_id IN ({', '.join(['%s'] * len(chunk))})",
-                                 chunk)
+        marks = ", ".join(["%s"] * len(chunk))
+        rows = await tx.fetchall(f"SELECT event_id FROM audit_records WHERE event_id IN ({marks})", chunk)
         found.update(row[0] for row in rows)
     return found
 
