@@ -47,6 +47,9 @@ MESH_ENV = {"ENVOY_LOCAL_RATE_LIMIT_PER_SECOND": "100000"}
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 PROFILE_RATE = 200  # py-spy samples per second
 TOP = 15
+# Profiles taken after the measured passes: report key -> (service, scenario).
+PROFILES = {"profile_compliance_embedding_misses": ("compliance", "embedding_misses"),
+            "profile_gateway_embedding_hits": ("gateway", "embedding_hits")}
 SENTENCE_OPENINGS = (
     "Patient reports mild headache and nausea since yesterday,", "Chest pain eased after rest and two nitroglycerin,",
     "Denies fever, cough or recent travel this month,", "Ankle swelling worse in the evening after walking,",
@@ -69,6 +72,7 @@ class Scenario:
     warmup: int
     route: Callable[[int], tuple[str, dict]]  # request number -> (path, JSON body)
     note: str
+    repeats: bool = False  # its texts are those of an earlier pass (a profiling pass sends them again)
 
 
 def sentence(number: int) -> str:
@@ -83,7 +87,7 @@ def scenarios() -> list[Scenario]:
     embed = lambda n: (f"/models/{embedding}/predict", {"inputs": sentence(n)})  # noqa: E731
     return [
         Scenario("embedding_misses", 16, embed_n, 32, embed, "distinct sentences: no cache answers"),
-        Scenario("embedding_hits", 16, embed_n, 0, embed, "the misses' sentences again: cache answers"),
+        Scenario("embedding_hits", 16, embed_n, 0, embed, "the misses' sentences again: cache answers", repeats=True),
         Scenario("deidentify_1kb", 16, deid_n, 8,
                  lambda n: ("/v1/deidentify", {"text": notes[n]}),
                  "distinct 1 KB clinical notes"),
@@ -171,12 +175,12 @@ async def measure(mesh: LocalMesh, scenario: Scenario, processes: dict[int, str]
     return figures
 
 
-def profile_compliance(mesh: LocalMesh, processes: dict[int, str], scenario: Scenario) -> dict:
-    """py-spy samples of compliance under another embedding-miss pass; where its CPU goes."""
-    pid = next(pid for pid, name in processes.items() if name == "compliance")
+def profile_service(mesh: LocalMesh, processes: dict[int, str], scenario: Scenario, service: str) -> dict:
+    """py-spy samples of one service under another pass of a scenario (new texts); where its CPU goes."""
+    pid = next(pid for pid, name in processes.items() if name == service)
     py_spy = Path(sys.executable).with_name("py-spy")
     with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp, "compliance.txt")
+        out = Path(tmp, f"{service}.txt")
         # --gil: only the thread holding the GIL is sampled (py-spy's idle detection does not work on every
         # kernel; threads blocked in queues and selectors would otherwise count as busy).
         recorder = subprocess.Popen([str(py_spy), "record", "--pid", str(pid), "--rate", str(PROFILE_RATE),
@@ -184,7 +188,8 @@ def profile_compliance(mesh: LocalMesh, processes: dict[int, str], scenario: Sce
                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         started = time.perf_counter()
         try:
-            offset = 5_000  # numbers the measured passes never used (every text is new), too short to look like a phone
+            # Numbers the measured passes never used (every text new), too short to look like a phone number.
+            offset = 0 if scenario.repeats else 5_000
             again = Scenario(scenario.name, scenario.clients, scenario.requests, 0,
                              lambda n: scenario.route(n + offset), scenario.note)
             asyncio.run(_profile_load(mesh, again))
@@ -194,7 +199,7 @@ def profile_compliance(mesh: LocalMesh, processes: dict[int, str], scenario: Sce
             _, errors = recorder.communicate(timeout=60)
         if not out.exists():
             return {"error": f"py-spy wrote no profile: {errors.strip()[-300:]}"}
-        summary = summarise_profile(out.read_text().splitlines())
+        summary = summarise_profile(out.read_text().splitlines(), service)
         summary["gil_held_share_of_wall"] = round(summary["samples"] / (seconds * PROFILE_RATE), 3)
         return summary
 
@@ -205,7 +210,7 @@ async def _profile_load(mesh: LocalMesh, scenario: Scenario) -> None:
 
 
 # Frames every sample of the main thread goes through (entry point, event loop start): no information.
-_SCAFFOLDING = ("<frozen runpy>", "services/compliance/__main__.py", "libs/service.py")
+_SCAFFOLDING = ("<frozen runpy>", *(f"services/{name}/__main__.py" for name in SERVICES), "libs/service.py")
 _FRAME = re.compile(r"^(?P<function>.*?) \((?P<file>[^()]*?)(?::\d+)?\)$")
 _SITE = re.compile(r".*/(?:site|dist)-packages/")
 _ROOT = str(Path(__file__).resolve().parents[1]) + "/"
@@ -231,7 +236,7 @@ def _stacks(lines: list[str]) -> Iterator[tuple[list[str], int]]:
             yield [frame for frame in stack.split(";") if "(" in frame], int(count)
 
 
-def summarise_profile(lines: list[str]) -> dict:
+def summarise_profile(lines: list[str], service: str = "compliance") -> dict:
     """Top functions by own time, project functions by time inside them, and time by package (or project
     module), as shares of the samples."""
     own, inside, areas, total = (collections.Counter(), collections.Counter(), collections.Counter(), 0)
@@ -249,7 +254,7 @@ def summarise_profile(lines: list[str]) -> dict:
     share = lambda counter: [(name, round(100 * count / total, 1)) for name, count in counter.most_common(TOP)]  # noqa: E731
     if not total:
         return {"samples": 0}
-    return {"process": "compliance", "sampled": "the thread holding the GIL", "samples": total,
+    return {"process": service, "sampled": "the thread holding the GIL", "samples": total,
             "rate_hz": PROFILE_RATE,
             "top_own_time_percent": share(own), "top_project_functions_inclusive_percent": share(inside),
             "by_package_inclusive_percent": share(areas)}
@@ -266,16 +271,22 @@ def _markdown(results: dict) -> list[str]:
     if "embedding_misses_vs_ceiling" in results:
         lines += ["", f"Embedding misses through Envoy JSON: {results['embedding_misses_vs_ceiling']}x the in-process "
                       f"batch-32 ceiling ({results['ceiling_batch_32_sentences_per_s']} sentences/s, same run)."]
-    profile = results.get("profile_compliance_embedding_misses", {})
-    if profile.get("samples"):
-        lines += ["", f"Where compliance's CPU goes under embedding misses (py-spy --gil: the thread holding the "
-                      f"GIL, {profile['samples']} samples, held {100 * profile['gil_held_share_of_wall']:.0f}% of "
-                      "the wall time; % of samples, own time):", ""]
-        lines += [f"- {pct}% {name}" for name, pct in profile["top_own_time_percent"]]
-        lines += ["", "Inclusive (time inside), project functions:", ""]
-        lines += [f"- {pct}% {name}" for name, pct in profile["top_project_functions_inclusive_percent"]]
-        lines += ["", "Inclusive, by package or project module:", ""]
-        lines += [f"- {pct}% {name}" for name, pct in profile["by_package_inclusive_percent"]]
+    for key, (service, scenario) in PROFILES.items():
+        lines += _profile_lines(results.get(key, {}), service, scenario)
+    return lines
+
+
+def _profile_lines(profile: dict, service: str, scenario: str) -> list[str]:
+    if not profile.get("samples"):
+        return []
+    lines = ["", f"Where {service}'s CPU goes under {scenario} (py-spy --gil: the thread holding the GIL, "
+                 f"{profile['samples']} samples, held {100 * profile['gil_held_share_of_wall']:.0f}% of the wall time; "
+                 "% of samples, own time):", ""]
+    lines += [f"- {pct}% {name}" for name, pct in profile["top_own_time_percent"]]
+    lines += ["", "Inclusive (time inside), project functions:", ""]
+    lines += [f"- {pct}% {name}" for name, pct in profile["top_project_functions_inclusive_percent"]]
+    lines += ["", "Inclusive, by package or project module:", ""]
+    lines += [f"- {pct}% {name}" for name, pct in profile["by_package_inclusive_percent"]]
     return lines
 
 
@@ -312,8 +323,10 @@ def run() -> dict:
         results["processes"] = dict(collections.Counter(processes.values()))
         for scenario in plan:
             results["scenarios"][scenario.name] = asyncio.run(measure(mesh, scenario, processes))
-        if with_misses:
-            results["profile_compliance_embedding_misses"] = profile_compliance(mesh, processes, plan[0])
+        for key, (service, name) in PROFILES.items():
+            scenario = next((scenario for scenario in plan if scenario.name == name), None)
+            if scenario is not None:
+                results[key] = profile_service(mesh, processes, scenario, service)
     _embedding_vs_ceiling(results)
     results["markdown"] = _markdown(results)
     return results

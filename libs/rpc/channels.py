@@ -9,6 +9,7 @@ from opentelemetry.instrumentation.grpc import aio_client_interceptors
 
 from libs.rpc.context import outgoing_metadata
 from libs.rpc.tls import ReloadingChannel, server_name_options
+from libs.rpc.tracing import recording, trace_metadata
 from libs.tls import MeshTls
 
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
@@ -37,10 +38,14 @@ def retry_service_config(service_names: Sequence[str], load_balancing: str | Non
 
 
 class _RequestIdInterceptor(grpc.aio.UnaryUnaryClientInterceptor, grpc.aio.UnaryStreamClientInterceptor):
-    """Adds x-request-id of the call being served to every outgoing call."""
+    """Adds x-request-id of the call being served to every outgoing call, and its trace context when no
+    OpenTelemetry client interceptor does (spans not recorded: `libs.rpc.tracing`)."""
+
+    def __init__(self, *, with_trace_context: bool) -> None:
+        self._with_trace_context = with_trace_context
 
     def _with_request_id(self, details: grpc.aio.ClientCallDetails) -> grpc.aio.ClientCallDetails:
-        extra = outgoing_metadata()
+        extra = outgoing_metadata() + (trace_metadata() if self._with_trace_context else ())
         if not extra:
             return details
         metadata = grpc.aio.Metadata(*(details.metadata or ()), *extra)
@@ -78,7 +83,9 @@ def open_channel(address: str, *, idempotent_services: Sequence[str] = (),
         options.append(("grpc.service_config", retry_service_config(idempotent_services, load_balancing)))
     if max_reconnect_backoff_seconds is not None:
         options.append(("grpc.max_reconnect_backoff_ms", int(max_reconnect_backoff_seconds * 1000)))
-    interceptors = [*aio_client_interceptors(), _RequestIdInterceptor()]
+    traced = recording()
+    interceptors = [*(aio_client_interceptors() if traced else ()),
+                    _RequestIdInterceptor(with_trace_context=not traced)]
     if tls is None:
         return grpc.aio.insecure_channel(address, options=options, interceptors=interceptors)
     if not server_name:

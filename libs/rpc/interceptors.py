@@ -49,7 +49,7 @@ class ErrorPresenter:
 INFRASTRUCTURE_PREFIXES = ("/grpc.health.v1.", "/grpc.reflection.")
 
 
-def _rewrap(
+def rewrap(
     handler: grpc.RpcMethodHandler,
     wrap_unary: Callable[[UnaryBehavior], UnaryBehavior],
     wrap_stream: Callable[[StreamBehavior], StreamBehavior],
@@ -135,7 +135,7 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):
 
             return guarded
 
-        return _rewrap(handler, wrap_unary, wrap_stream, tolerant(handler.request_deserializer))
+        return rewrap(handler, wrap_unary, wrap_stream, tolerant(handler.request_deserializer))
 
 
 class DrainInterceptor(grpc.aio.ServerInterceptor):
@@ -178,7 +178,7 @@ class DrainInterceptor(grpc.aio.ServerInterceptor):
 
             return drained
 
-        return _rewrap(handler, wrap_unary, wrap_stream)
+        return rewrap(handler, wrap_unary, wrap_stream)
 
 
 class CallContextInterceptor(grpc.aio.ServerInterceptor):
@@ -227,4 +227,4 @@ class CallContextInterceptor(grpc.aio.ServerInterceptor):
 
             return observed
 
-        return _rewrap(handler, wrap_unary, wrap_stream)
+        return rewrap(handler, wrap_unary, wrap_stream)

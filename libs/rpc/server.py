@@ -11,7 +11,6 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from opentelemetry.instrumentation.grpc import aio_server_interceptor
-from opentelemetry.instrumentation.grpc.filters import any_of, negate, service_prefix
 
 from libs.config import ServiceSettings
 from libs.rpc.channels import MAX_MESSAGE_BYTES
@@ -19,6 +18,7 @@ from libs.rpc.health import HealthReporter
 from libs.rpc.interceptors import CallContextInterceptor, DrainInterceptor, ErrorInterceptor, ErrorPresenter
 from libs.rpc.peers import CallerPolicy, PeerAuthorizationInterceptor
 from libs.rpc.tls import server_credentials
+from libs.rpc.tracing import TraceContextInterceptor, recording, untraced
 from libs.tls import mesh_tls
 
 log = logging.getLogger(__name__)
@@ -29,9 +29,15 @@ STOP_GRACE_SECONDS = 0.1
 # Headers (gRPC metadata) a call may carry; Envoy refuses larger ones (431) before they get here.
 MAX_METADATA_BYTES = 32 * 1024
 
-# Not traced: long-lived probes, not requests (and their handlers are not async generators,
-# which the tracing interceptor assumes for server streams).
-_UNTRACED = negate(any_of(service_prefix("grpc.health.v1."), service_prefix("grpc.reflection.")))
+
+
+def tracing_interceptor() -> grpc.aio.ServerInterceptor:
+    """OpenTelemetry's span per call when spans are recorded, else only the trace context (`libs.rpc.tracing`).
+    Probes and discovery are not traced (long-lived, not requests; and their stream handlers are not async
+    generators, which OpenTelemetry's interceptor assumes)."""
+    if recording():
+        return aio_server_interceptor(filter_=lambda details: not untraced(details))
+    return TraceContextInterceptor()
 
 
 def new_server(
@@ -50,7 +56,7 @@ def new_server(
     streams that end with an in-band error message, APIs with their own error shape (`ErrorInterceptor`)."""
     tls = mesh_tls(settings.tls, type(settings).service_name, settings.app.state_dir)
     interceptors: list[grpc.aio.ServerInterceptor] = [
-        aio_server_interceptor(filter_=_UNTRACED), CallContextInterceptor(), ErrorInterceptor(error_presenters)]
+        tracing_interceptor(), CallContextInterceptor(), ErrorInterceptor(error_presenters)]
     if tls is not None:
         interceptors.append(PeerAuthorizationInterceptor(CallerPolicy.for_service(tls)))
     interceptors.append(DrainInterceptor(health.drain))

@@ -81,8 +81,8 @@ def request(prompt: str = "go", tokens: int = 3) -> generation_pb2.GenerateReque
 
 async def read_all(call) -> tuple[list[str], grpc.StatusCode, str]:
     texts = []
-    try:
-        async for chunk in call:
+    try:  # read(), not iteration: a test may have read the first chunk already (gRPC forbids mixing the two)
+        while (chunk := await call.read()) is not grpc.aio.EOF:
             texts.append(chunk.text)
     except grpc.aio.AioRpcError as error:
         return texts, error.code(), error.details()
