@@ -11,6 +11,7 @@ import psycopg
 import pytest
 
 from libs.config import AppSettings, MedicalSettings
+from libs.errors import NotReady
 from libs.stores.audit import AuditStore, new_event
 from libs.stores.db import open_database
 from medai.common.v1 import inference_pb2
@@ -245,3 +246,22 @@ async def test_concurrent_writes_commit_together_in_order_and_survive_a_cancelle
 
 async def _opened(store: AuditStore) -> AuditStore:
     return store
+
+
+class _BrokenSpool(Spool):
+    """A spool that fails in a way no one planned for (not an OSError)."""
+
+    def append(self, event) -> None:
+        raise RuntimeError("spool bug")
+
+
+async def test_a_fault_while_writing_counts_the_records_as_lost_and_fail_closed_refuses(tmp_path):
+    async def no_database() -> AuditStore:
+        raise OSError("database away")
+
+    log = AuditLog(no_database, _BrokenSpool(tmp_path / "spool.jsonl"), AuditPolicy(fail_closed=True,
+                                                                                     checkpoint_every=0))
+    for attempt in range(2):  # the writer that failed does not stop later writes from being tried
+        with pytest.raises(NotReady):
+            await log.write(new_event("predict", "started", request_id=f"r{attempt}"))
+    await log.close()

@@ -165,13 +165,18 @@ class AuditLog:
         async with self._lock:
             while self._queue:
                 batch, self._queue = self._queue, []
-                lost: set[str] = set()
+                events = [event for queued, _ in batch for event in queued]
+                lost = {event.event_id for event in events}  # until known to be written
                 try:
-                    lost = await self._commit([event for events, _ in batch for event in events])
+                    lost = await self._commit(events)
+                except Exception as error:  # not the database's failure (that spools): a fault here
+                    AUDIT_LOST.inc(len(events))
+                    log.error("audit records written nowhere", extra={"error": type(error).__name__,
+                                                                       "records": len(events)})
                 finally:
-                    for events, written in batch:
+                    for queued, written in batch:
                         if not written.done():
-                            written.set_result(not any(event.event_id in lost for event in events))
+                            written.set_result(not any(event.event_id in lost for event in queued))
 
     async def _commit(self, events: list[AuditEvent]) -> set[str]:
         """Chain the events in one transaction, or spool them; the ids of those written nowhere."""
