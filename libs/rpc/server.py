@@ -30,7 +30,6 @@ STOP_GRACE_SECONDS = 0.1
 MAX_METADATA_BYTES = 32 * 1024
 
 
-
 def tracing_interceptor() -> grpc.aio.ServerInterceptor:
     """OpenTelemetry's span per call when spans are recorded, else only the trace context (`libs.rpc.tracing`).
     Probes and discovery are not traced (long-lived, not requests; and their stream handlers are not async
