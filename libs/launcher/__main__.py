@@ -19,11 +19,12 @@ import urllib.request
 from pathlib import Path
 
 from libs.config import LauncherSettings
+from libs.launcher.accesslog import AccessLogRotator, signal_program
 from libs.launcher.devcerts import describe, ensure_dev_certs
 from libs.launcher.devkey import ensure_dev_key
 from libs.launcher.logfiles import OutputCollector
 from libs.launcher.readiness import wait_until_serving
-from libs.launcher.supervision import programs, read_procfile, render_config
+from libs.launcher.supervision import ACCESS_LOG_PROGRAM, control_socket, programs, read_procfile, render_config
 from libs.logs import LogFiles
 from libs.process import exit_with_parent
 
@@ -117,6 +118,9 @@ class Launcher:
             collector = threading.Thread(target=OutputCollector(files, sys.stdout).run,
                                          args=(self._supervisor.stdout,), daemon=True)
             collector.start()
+            socket = control_socket(self._settings.app.state_dir.resolve())
+            rotator = AccessLogRotator(files, lambda: signal_program(socket, ACCESS_LOG_PROGRAM, "USR1"))
+            threading.Thread(target=rotator.run, args=(self._stop,), daemon=True).start()
         threading.Thread(target=self._watch_readiness, args=(started, config), daemon=True).start()
         try:
             while not self._stop.wait(0.1):

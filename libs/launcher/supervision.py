@@ -25,7 +25,7 @@ START_RETRIES = 100
 # Seconds supervisord waits, beyond a service's own drain, before it kills a process that did not stop.
 STOP_MARGIN_SECONDS = 15
 EVENTS_PROGRAM = "events"
-# The program whose stdout is the access log (Envoy's, ENVOY_ACCESS_LOG_PATH=/dev/stdout).
+# The program that writes the access log (Envoy).
 ACCESS_LOG_PROGRAM = "envoy"
 
 
@@ -82,10 +82,10 @@ def render_config(programs_: list[Program], *, state_dir: Path, drain_seconds: f
     """supervisord.conf: foreground, a control socket in the state dir, every program, the event listener.
 
     Every process's output goes to supervisord's stdout (the launcher collects it into serving.log and
-    error.log when there are log files). With log files, Envoy's stdout (its access log) goes to
-    access.log instead, which supervisord alone writes and rotates; its own log (stderr) stays with the rest.
+    error.log when there are log files). With log files, Envoy writes its access log to access.log itself
+    (rotated by the launcher); its own log (stderr) stays with the rest.
     """
-    socket = state_dir / "supervisor.sock"
+    socket = control_socket(state_dir)
     environment = {}
     if log_files is not None:
         directory = str(log_files.directory).replace("%", "%%")  # supervisord expands %(...)s in values
@@ -121,12 +121,19 @@ def render_config(programs_: list[Program], *, state_dir: Path, drain_seconds: f
 
 
 def _output(program: str, log_files: LogFiles | None) -> dict[str, object]:
-    """Where a program's stdout and stderr go."""
-    if log_files is None or program != ACCESS_LOG_PROGRAM:
-        return {"redirect_stderr": "true", "stdout_logfile": "/dev/stdout", "stdout_logfile_maxbytes": "0"}
-    return {"redirect_stderr": "false", "stdout_logfile": str(log_files.path(ACCESS_LOG)).replace("%", "%%"),
-            "stdout_logfile_maxbytes": log_files.max_bytes, "stdout_logfile_backups": log_files.backup_count,
-            "stderr_logfile": "/dev/stdout", "stderr_logfile_maxbytes": "0"}
+    """Where a program's stdout and stderr go; with log files, Envoy writes its access log to access.log
+    itself (the launcher rotates it: `libs.launcher.accesslog`)."""
+    output: dict[str, object] = {"redirect_stderr": "true", "stdout_logfile": "/dev/stdout",
+                                 "stdout_logfile_maxbytes": "0"}
+    if log_files is not None and program == ACCESS_LOG_PROGRAM:
+        path = str(log_files.path(ACCESS_LOG)).replace("%", "%%")
+        output["environment"] = f'ENVOY_ACCESS_LOG_PATH="{path}"'
+    return output
+
+
+def control_socket(state_dir: Path) -> Path:
+    """supervisord's control socket (supervisorctl, and the launcher's signals to a program)."""
+    return state_dir / "supervisor.sock"
 
 
 def _section(name: str, **options: object) -> str:

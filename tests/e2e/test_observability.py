@@ -229,6 +229,9 @@ def test_every_log_file_is_json_lines_and_rotates_with_retention(http, mesh):
         assert http.post(f"/models/{EMBEDDING}/predict", json={"inputs": "chest pain"}).status_code == 200
     wait_until(lambda: all((mesh.log_dir / f"{name}.1").exists() for name in ("serving.log", "access.log",
                                                                               "audit.log")), 30, "rotations")
+    # Envoy reopened access.log after the launcher renamed it: a later call lands in the new file.
+    wait_until(lambda: (http.get("/health").status_code == 200 and (mesh.log_dir / "access.log").exists()
+                        and '"/health"' in (mesh.log_dir / "access.log").read_text()), 30, "a reopened access.log")
     texts = log_texts(mesh.log_dir)
     for base in LOG_FILES:
         assert any(text.strip() for name, text in texts.items() if name.startswith(base)), base
@@ -241,8 +244,8 @@ def test_every_log_file_is_json_lines_and_rotates_with_retention(http, mesh):
         files = [name for name in texts if name == base or name.startswith(base + ".")]
         indices = [int(name.rsplit(".", 1)[1]) for name in files if name != base]
         assert len(files) <= LOG_BACKUPS + 1 and max(indices, default=0) < LOG_BACKUPS, base
-        # Python's handler rotates before a write would pass the size; supervisord (access.log) after the
-        # write that passed it, and Envoy writes a second's worth of lines at once.
+        # Python's handler rotates before a write would pass the size; the launcher (access.log) within a
+        # second after Envoy's writes passed it.
         slack = 64 * 1024 if base == "access.log" else 4096
         assert all(len(texts[name].encode()) <= LOG_MAX_BYTES + slack for name in files), base
     audit = [json.loads(line) for name, text in texts.items() if name.startswith("audit.log")
