@@ -13,7 +13,8 @@ A rotating file must have one writer (a second process would keep writing to the
 A lone process (a container) writes serving.log and error.log itself. Under `make run` the
 services share the folder, so they only log to stderr and the launcher, their one parent,
 writes both files from their collected output (`APP_LOG_COLLECTED`, see libs.launcher.logfiles);
-supervisord writes and rotates Envoy's access.log, and compliance alone writes audit.log.
+Envoy writes access.log and the launcher rotates it (libs.launcher.accesslog), and compliance alone writes
+audit.log.
 """
 from __future__ import annotations
 
