@@ -1,17 +1,14 @@
 """Envoy's access.log under `make run`: Envoy writes it, the launcher rotates it (rename, then reopen)."""
 from __future__ import annotations
 
-import configparser
 import os
 from pathlib import Path
 
 import pytest
 
 from libs.launcher.accesslog import AccessLogRotator
-from libs.launcher.supervision import programs, read_procfile, render_config
 from libs.logs import LogFiles
 
-ROOT = Path(__file__).resolve().parents[3]
 LINE = '{"method":"GET","path":"/health","status":200}\n'
 
 
@@ -80,15 +77,3 @@ def test_without_backups_or_a_limit_nothing_rotates(tmp_path):
     for files in (LogFiles(tmp_path, max_bytes=len(LINE), backup_count=0), LogFiles(tmp_path, 0, 5)):
         assert AccessLogRotator(files, lambda: None).rotate_if_due() is False
     assert sorted(path.name for path in tmp_path.iterdir()) == ["access.log"]
-
-
-def test_with_log_files_envoy_is_told_to_write_access_log_and_its_output_joins_the_rest(tmp_path):
-    supervised = programs(read_procfile(ROOT / "Procfile"), python="/venv/bin/python")
-    parser = configparser.ConfigParser(interpolation=None)
-    parser.read_string(render_config(supervised, state_dir=Path("/state"), drain_seconds=30,
-                                     events_command="/venv/bin/python -m libs.launcher.events",
-                                     log_files=LogFiles(tmp_path, 8192, 3, collected=True)))
-    envoy = parser["program:envoy"]
-    assert envoy["environment"] == f'ENVOY_ACCESS_LOG_PATH="{tmp_path / "access.log"}"'
-    assert envoy["stdout_logfile"] == "/dev/stdout" and envoy["redirect_stderr"] == "true"
-    assert "environment" not in parser["program:gateway"]

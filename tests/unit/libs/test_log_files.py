@@ -103,16 +103,17 @@ def config(log_dir: Path | None) -> configparser.ConfigParser:
     return parser
 
 
-def test_supervisord_writes_and_rotates_envoys_access_log_and_tells_processes_where_logs_go(tmp_path):
+def test_envoy_is_told_to_write_access_log_and_processes_where_logs_go(tmp_path):
     parsed = config(tmp_path)
     envoy = parsed[f"program:{ACCESS_LOG_PROGRAM}"]
-    assert (envoy["stdout_logfile"], envoy["stdout_logfile_maxbytes"], envoy["stdout_logfile_backups"]) == (
-        str(tmp_path / "access.log"), "4096", "7")
-    assert envoy["redirect_stderr"] == "false" and envoy["stderr_logfile"] == "/dev/stdout"
+    assert envoy["environment"] == f'ENVOY_ACCESS_LOG_PATH="{tmp_path / "access.log"}"'  # rotated by the launcher
+    assert envoy["stdout_logfile"] == "/dev/stdout" and envoy["redirect_stderr"] == "true"
     assert parsed["program:gateway"]["stdout_logfile"] == "/dev/stdout"
+    assert "environment" not in parsed["program:gateway"]
     assert parsed["supervisord"]["environment"] == f'APP_LOG_DIR="{tmp_path}",APP_LOG_COLLECTED="true"'
     plain = config(None)
     assert "environment" not in plain["supervisord"]
+    assert "environment" not in plain[f"program:{ACCESS_LOG_PROGRAM}"]
     assert plain[f"program:{ACCESS_LOG_PROGRAM}"]["stdout_logfile"] == "/dev/stdout"
 
 
