@@ -11,7 +11,11 @@ Scenarios, each after a warm-up, through Envoy's JSON routes with the dev (admin
 Processes are told apart by /proc alone (environment marker MEDAI_TEST_MARKER, then the command line:
 `-m services.<name>` or the Envoy binary; anything else marked, the launcher and process manager, is
 "other"), so it works under any process manager. Afterwards py-spy samples compliance under another
-embedding-miss pass, and the report lists where its CPU goes. `MEDAI_BENCH_QUICK=1`: few requests.
+embedding-miss pass and the gateway under another cache-hit pass, and the report lists where their CPU goes.
+Before the mesh starts, the embedding model's own `encode` on batches of 32 in one process gives the
+ceiling the mesh's embedding rate is compared with. `MEDAI_BENCH_QUICK=1`: few requests;
+`MEDAI_BENCH_CPU_SCENARIOS=embedding_misses,...`: only those scenarios (the ceiling and compliance's profile
+come with embedding_misses; embedding_hits answers from the cache only after embedding_misses).
 """
 from __future__ import annotations
 
